@@ -1,0 +1,152 @@
+/*
+ * request.c — see request.h.  Replies and the request life cycle.
+ */
+#include "http/request.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/errors.h"
+#include "http/path.h"
+#include "http/routes.h"
+#include "http/server.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+	switch (t) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	}
+	return "OTHER";
+}
+
+struct http_req *http_req_begin(struct worker *w, struct evhttp_request *ev)
+{
+	struct http_req *r = xcalloc(1, sizeof(*r));
+	r->ev = ev;
+	r->w = w;
+	r->start_ns = clock_mono_ns();
+	r->method = method_name(evhttp_request_get_command(ev));
+	reqid_take_or_make(evhttp_find_header(evhttp_request_get_input_headers(ev), "X-Request-Id"), r->id);
+
+	r->next = w->inflight;
+	if (w->inflight)
+		w->inflight->prev = r;
+	w->inflight = r;
+	w->inflight_count++;
+
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
+	r->query = uri ? evhttp_uri_get_query(uri) : NULL;
+	if (!raw || !*raw)
+		raw = "/";
+	if (http_path_normalize(raw, strlen(raw), &r->path) != 0) {
+		r->path = NULL;
+		http_reply_error(r, 400, "invalid_path", "request path is malformed or ambiguous");
+		return NULL;
+	}
+	return r;
+}
+
+const char *http_req_header(const struct http_req *r, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
+}
+
+struct evbuffer *http_req_body(const struct http_req *r)
+{
+	return evhttp_request_get_input_buffer(r->ev);
+}
+
+const char *http_req_peer(const struct http_req *r)
+{
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	struct evhttp_connection *c = evhttp_request_get_connection(r->ev);
+	if (!c)
+		return "?";
+	evhttp_connection_get_peer(c, &addr, &port);
+	return addr ? addr : "?";
+}
+
+void http_req_set_header(struct http_req *r, const char *name, const char *value)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+	evhttp_remove_header(h, name);
+	evhttp_add_header(h, name, value);
+}
+
+void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+	if (content_type)
+		http_req_set_header(r, "Content-Type", content_type);
+	evhttp_add_header(h, "X-Request-Id", r->id);
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (!evhttp_find_header(h, "Cache-Control"))
+		evhttp_add_header(h, "Cache-Control", "no-store");
+	if (r->w->draining)
+		http_req_set_header(r, "Connection", "close");
+
+	evhttp_send_reply(r->ev, status, NULL, body);
+	r->ev = NULL; /* evhttp owns and frees it from here */
+
+	double ms = (double)(clock_mono_ns() - r->start_ns) / 1e6;
+	log_info(r->id, "%s %s %d %.1fms", r->method, r->path ? r->path : "(invalid)", status, ms);
+	worker_request_done(r->w, r);
+}
+
+void http_reply_json(struct http_req *r, int status, json_t *doc)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *s = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	if (s) {
+		evbuffer_add(b, s, strlen(s));
+		free(s);
+	} else {
+		status = 500;
+		evbuffer_add_printf(b, "{\"error\":{\"message\":\"could not serialise the response\","
+		                       "\"type\":\"server_error\",\"code\":null}}");
+	}
+	http_reply(r, status, "application/json", b);
+	evbuffer_free(b);
+}
+
+void http_reply_error(struct http_req *r, int status, const char *code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	char *body = http_error_body(msg, http_error_type_for(status), code);
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add(b, body, strlen(body));
+	free(body);
+	http_reply(r, status, "application/json", b);
+	evbuffer_free(b);
+}

@@ -1,0 +1,61 @@
+/*
+ * request.h — one client request as the rest of Fusion sees it.
+ *
+ * The worker makes a `struct http_req` when evhttp hands it a complete
+ * request, normalises the path, picks a handler from the route table
+ * (routes.c) and calls it.  The handler answers exactly once with one of
+ * the http_reply_* functions — now, or later from an event callback for
+ * asynchronous work — and that answer ends the request: the access log
+ * line is written and the struct is freed.  After http_reply_* returns
+ * the handler must not touch `r` again.
+ *
+ * Every answer carries X-Request-Id (the client's if sane, else a new
+ * one) and X-Content-Type-Options: nosniff; error answers are JSON.
+ */
+#ifndef FUSION_HTTP_REQUEST_H
+#define FUSION_HTTP_REQUEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/reqid.h"
+
+struct evhttp_request;
+struct evbuffer;
+struct worker;
+
+struct http_req {
+	struct evhttp_request *ev; /* borrowed from evhttp until the reply */
+	struct worker *w;          /* the worker thread serving it */
+	char id[REQID_BUF];
+	char *path;                   /* owned; normalised, no query */
+	const char *query;            /* borrowed from the evhttp URI; NULL if none */
+	const char *method;           /* "GET", ... static string */
+	uint64_t start_ns;            /* monotonic */
+	struct http_req *prev, *next; /* worker's in-flight list */
+};
+
+/* Request accessors. */
+const char *http_req_header(const struct http_req *r, const char *name);
+struct evbuffer *http_req_body(const struct http_req *r);
+const char *http_req_peer(const struct http_req *r);
+
+/* Add a response header (before replying). */
+void http_req_set_header(struct http_req *r, const char *name, const char *value);
+
+/* Answer and end the request.  body may be NULL (empty); it is drained. */
+void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body);
+
+/* Answer with a JSON document; takes ownership of `doc`. */
+void http_reply_json(struct http_req *r, int status, json_t *doc);
+
+/* Answer with a JSON error: {"error":{"message","type","code"}}. */
+void http_reply_error(struct http_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Worker-side life cycle (server.c). */
+struct http_req *http_req_begin(struct worker *w, struct evhttp_request *ev);
+
+#endif

@@ -1,0 +1,496 @@
+/*
+ * store_sqlite.c — the SQLite back-end of the store (store_backend.h).
+ *
+ * One handle = one sqlite3 connection, used by one thread at a time, so
+ * it is opened with SQLITE_OPEN_NOMUTEX.  Concurrency between handles
+ * (threads or processes) comes from WAL mode plus a 5 s busy timeout.
+ *
+ * Data flow: the front calls open (connect only), schema_version (a
+ * read: a newer database must stay byte-for-byte untouched, so no pragma
+ * that writes runs before it), configure (auto_vacuum for a brand-new
+ * file, then WAL, foreign keys, synchronous), then the migration trio
+ * inside one BEGIN IMMEDIATE transaction.  After that the handle serves
+ * the few hot queries from a per-handle cache of prepared statements.
+ *
+ * Every value travels as a bound parameter; SQL text is constant or
+ * comes from migrations.c.  Errors become STORE_EIO with sqlite3_errmsg
+ * in the handle's message, unique/primary-key violations STORE_ECONFLICT.
+ *
+ * Why the open sequence looks the way it does:
+ *  - A read on a rollback-journal database creates no file.  On a WAL
+ *    database it creates -wal/-shm, and the close of the last read-write
+ *    connection checkpoints (a no-op for an empty WAL) and deletes both;
+ *    a read-only connection would leave them behind.  So the version
+ *    check runs on the same read-write connection that is then closed.
+ *  - auto_vacuum can only change while the file has no page; switching
+ *    to WAL writes page 1, so auto_vacuum must come first.
+ *  - busy_timeout is set at open, so the very first read already waits
+ *    for a concurrent process that holds the file while converting it to
+ *    WAL or migrating, instead of failing with SQLITE_BUSY.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "store/migrations.h"
+#include "store/store_backend.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+#define SQ_BUSY_TIMEOUT_MS 5000
+
+/* Hot statements, prepared on first use and kept for the handle's life. */
+enum sq_stmt_id {
+	SQ_PING,
+	SQ_SETTING_GET,
+	SQ_SETTING_SET,
+	SQ_STMT_COUNT,
+};
+
+static const char *const sq_stmt_sql[SQ_STMT_COUNT] = {
+    [SQ_PING] = "SELECT 1",
+    [SQ_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
+    [SQ_SETTING_SET] =
+        "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+};
+
+static const struct migration_placeholder sq_dialect[] = {
+    {"ID", "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    {"BLOB", "BLOB"},
+    {"REAL", "REAL"},
+};
+
+struct sq {
+	sqlite3 *db;                       /* owned; closed in sq_close */
+	sqlite3_stmt *stmt[SQ_STMT_COUNT]; /* owned; NULL until first use */
+};
+
+static struct sq *sq_of(struct store *st)
+{
+	return st->be_data;
+}
+
+/*
+ * Record the connection's last error as "<what>: <sqlite message>" and
+ * map it to a store code.  Call before sqlite3_reset/finalize, which may
+ * replace the error.
+ */
+static int sq_fail(struct store *st, const char *what)
+{
+	sqlite3 *db = sq_of(st)->db;
+	int ext = sqlite3_extended_errcode(db);
+
+	store__errorf(st, "%s: %s: %s", st->location, what, sqlite3_errmsg(db));
+	if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return STORE_ECONFLICT;
+	return STORE_EIO;
+}
+
+/* A cached statement, reset and unbound by the caller via sq_release(). */
+static sqlite3_stmt *sq_stmt(struct store *st, enum sq_stmt_id id, int *rc_out)
+{
+	struct sq *sq = sq_of(st);
+
+	if (!sq->stmt[id] && sqlite3_prepare_v3(sq->db, sq_stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+	                                        &sq->stmt[id], NULL) != SQLITE_OK) {
+		*rc_out = sq_fail(st, "preparing statement");
+		return NULL;
+	}
+	return sq->stmt[id];
+}
+
+/* Reset so the statement holds no read snapshot (which would pin the
+ * WAL and stall checkpoints), and drop pointers to the caller's strings. */
+static void sq_release(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+/*
+ * Run one constant statement to completion once.  When text_out is
+ * given, the first column of the first row is copied into it ("" if no
+ * row).  On failure the message is in st->errmsg and *src_out holds
+ * SQLite's extended code.
+ */
+static int sq_exec_once(struct store *st, const char *sql, char *text_out, size_t text_len, int *src_out)
+{
+	sqlite3 *db = sq_of(st)->db;
+	sqlite3_stmt *s = NULL;
+	bool first = true;
+	int rc = STORE_OK;
+	int src;
+
+	if (text_out && text_len)
+		text_out[0] = '\0';
+	src = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+	if (src != SQLITE_OK) {
+		rc = sq_fail(st, sql);
+		goto out;
+	}
+	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+		if (first && text_out && text_len) {
+			const unsigned char *t = sqlite3_column_text(s, 0);
+			snprintf(text_out, text_len, "%s", t ? (const char *)t : "");
+		}
+		first = false;
+	}
+	if (src != SQLITE_DONE)
+		rc = sq_fail(st, sql);
+	else
+		src = SQLITE_OK;
+out:
+	sqlite3_finalize(s);
+	*src_out = src;
+	return rc;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * sq_exec_once, retried while SQLite says SQLITE_BUSY, for at most the
+ * busy timeout.  Needed because some lock conflicts skip the busy
+ * handler and fail at once: switching a file to WAL while another
+ * connection reads it, or two connections that both hold a read lock
+ * wanting to write (SQLite returns BUSY to one of them to avoid a
+ * deadlock).  Only for statements that are safe to repeat: pragmas,
+ * BEGIN, COMMIT.
+ */
+static int sq_exec(struct store *st, const char *sql, char *text_out, size_t text_len)
+{
+	int64_t deadline = mono_ms() + SQ_BUSY_TIMEOUT_MS;
+
+	for (int attempt = 1;; attempt++) {
+		int src;
+		int rc = sq_exec_once(st, sql, text_out, text_len, &src);
+		if (rc == STORE_OK || (src & 0xff) != SQLITE_BUSY || mono_ms() >= deadline)
+			return rc;
+		struct timespec pause = {0, (attempt < 10 ? attempt : 10) * 5 * 1000000L};
+		nanosleep(&pause, NULL);
+	}
+}
+
+static int sq_open(struct store *st)
+{
+	struct sq *sq = xcalloc(1, sizeof(*sq));
+	char *path = NULL;
+	int oflags = SQLITE_OPEN_NOMUTEX;
+	int rc = STORE_OK;
+
+	st->be_data = sq;
+	if (st->flags & STORE_READONLY)
+		oflags |= SQLITE_OPEN_READONLY;
+	else
+		oflags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+
+	/* Debian's SQLite is built with SQLITE_USE_URI: a name starting with
+	 * "file:" would be parsed as a URI (with ?mode=, ?vfs=, ...).  DB_PATH
+	 * is a plain path, so make it one. */
+	size_t n = strlen(st->location) + 3;
+	path = xmalloc(n);
+	snprintf(path, n, "%s%s", strncmp(st->location, "file:", 5) == 0 ? "./" : "", st->location);
+
+	int src = sqlite3_open_v2(path, &sq->db, oflags, NULL);
+	if (src != SQLITE_OK) {
+		store__errorf(st, "cannot open database %s: %s", st->location,
+		              sq->db ? sqlite3_errmsg(sq->db) : sqlite3_errstr(src));
+		rc = STORE_EIO;
+		goto out;
+	}
+	sqlite3_extended_result_codes(sq->db, 1);
+	sqlite3_busy_timeout(sq->db, SQ_BUSY_TIMEOUT_MS);
+	/* Refuse SQL that could corrupt the file (writable_schema, ...), and
+	 * the double-quoted-string misfeature so "x" is always a column. */
+	sqlite3_db_config(sq->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+	sqlite3_db_config(sq->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
+	sqlite3_db_config(sq->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
+out:
+	free(path);
+	return rc;
+}
+
+static void sq_close(struct store *st)
+{
+	struct sq *sq = sq_of(st);
+
+	if (!sq)
+		return;
+	for (int i = 0; i < SQ_STMT_COUNT; i++)
+		sqlite3_finalize(sq->stmt[i]);
+	if (sq->db) {
+		if (!sqlite3_get_autocommit(sq->db))
+			sqlite3_exec(sq->db, "ROLLBACK", NULL, NULL, NULL);
+		/* All statements are finalized, so close cannot be busy; if it
+		 * ever is, that is a leak bug worth a log line. */
+		if (sqlite3_close(sq->db) != SQLITE_OK)
+			log_warn(NULL, "store: %s: sqlite3_close: %s", st->location, sqlite3_errmsg(sq->db));
+	}
+	free(sq);
+	st->be_data = NULL;
+}
+
+static int sq_schema_version(struct store *st, int *version_out)
+{
+	sqlite3 *db = sq_of(st)->db;
+	sqlite3_stmt *s = NULL;
+	int rc = STORE_OK;
+
+	*version_out = 0;
+	/* This is the first read of the file: a non-database fails here.
+	 * Column 2 counts the other tables, to tell "empty" from "someone
+	 * else's database". */
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT (SELECT count(*) FROM sqlite_master"
+	                       "        WHERE type = 'table' AND name = 'schema_migrations'),"
+	                       "       (SELECT count(*) FROM sqlite_master"
+	                       "        WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\')",
+	                       -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		int ext = sqlite3_extended_errcode(db);
+		if (ext == SQLITE_NOTADB) {
+			store__errorf(st, "%s is not a SQLite database (%s); refusing to touch it",
+			              st->location, sqlite3_errmsg(db));
+			rc = STORE_EIO;
+		} else {
+			rc = sq_fail(st, "reading schema version");
+		}
+		goto out;
+	}
+	bool exists = sqlite3_column_int(s, 0) > 0;
+	int tables = sqlite3_column_int(s, 1);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (!exists) {
+		/* Tables but no schema_migrations: not ours (migration 1 creates
+		 * both in one transaction).  Do not convert it to WAL or add
+		 * tables to it. */
+		if (tables > 0) {
+			store__errorf(
+			    st,
+			    "%s is a SQLite database with %d table%s but no schema_migrations table; "
+			    "it is not a Fusion database, refusing to touch it",
+			    st->location, tables, tables == 1 ? "" : "s");
+			rc = STORE_EINVAL;
+		}
+		goto out;
+	}
+
+	if (sqlite3_prepare_v2(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1, &s, NULL) !=
+	        SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		rc = sq_fail(st, "reading schema version");
+		goto out;
+	}
+	sqlite3_int64 v = sqlite3_column_int64(s, 0);
+	if (v < 0) {
+		store__errorf(st, "%s: schema_migrations holds a negative version %lld", st->location,
+		              (long long)v);
+		rc = STORE_EIO;
+		goto out;
+	}
+	*version_out = v > INT_MAX ? INT_MAX : (int)v;
+out:
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int sq_configure(struct store *st)
+{
+	char buf[32];
+	int rc;
+
+	if (!(st->flags & STORE_READONLY)) {
+		rc = sq_exec(st, "PRAGMA page_count", buf, sizeof(buf));
+		if (rc)
+			return rc;
+		/* Brand-new file: this is the last moment auto_vacuum can be
+		 * chosen.  INCREMENTAL lets a janitor return pages freed by
+		 * log retention with PRAGMA incremental_vacuum. */
+		if (strcmp(buf, "0") == 0) {
+			rc = sq_exec(st, "PRAGMA auto_vacuum = INCREMENTAL", NULL, 0);
+			if (rc)
+				return rc;
+		}
+		rc = sq_exec(st, "PRAGMA journal_mode = WAL", buf, sizeof(buf));
+		if (rc)
+			return rc;
+		if (strcmp(buf, "wal") != 0)
+			log_warn(NULL,
+			         "store: %s: journal_mode is %s, not wal; handles will block each other",
+			         st->location, buf);
+	}
+	rc = sq_exec(st, "PRAGMA foreign_keys = ON", NULL, 0);
+	if (rc)
+		return rc;
+	/* In WAL mode FULL syncs the WAL at every commit (survives power
+	 * loss); NORMAL syncs only at checkpoints (survives a process crash,
+	 * may lose the last commits on power loss). */
+	return sq_exec(
+	    st, (st->flags & STORE_LOG_WRITER) ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
+	    NULL, 0);
+}
+
+static int sq_migrate_begin(struct store *st, int *version_out)
+{
+	/* IMMEDIATE takes the write lock now (waiting up to busy_timeout),
+	 * so the version read below cannot go stale before we commit. */
+	int rc = sq_exec(st, "BEGIN IMMEDIATE", NULL, 0);
+
+	if (rc)
+		return rc;
+	rc = sq_schema_version(st, version_out);
+	if (rc)
+		sqlite3_exec(sq_of(st)->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int sq_exec_migration(struct store *st, const struct migration *m, int64_t now_ms)
+{
+	sqlite3 *db = sq_of(st)->db;
+	sqlite3_stmt *s = NULL;
+	char what[96];
+	char *sql;
+	int rc = STORE_OK;
+
+	snprintf(what, sizeof(what), "migration %d (%s)", m->version, m->name);
+	sql = migrations_render(m->sql, sq_dialect, sizeof(sq_dialect) / sizeof(sq_dialect[0]), st->errmsg,
+	                        sizeof(st->errmsg));
+	if (!sql)
+		return STORE_EINVAL;
+
+	/* The migration is several statements: prepare and run them one by one. */
+	const char *p = sql;
+	while (*p) {
+		const char *tail = NULL;
+		if (sqlite3_prepare_v2(db, p, -1, &s, &tail) != SQLITE_OK) {
+			rc = sq_fail(st, what);
+			goto out;
+		}
+		p = tail;
+		if (!s) /* only whitespace or comments left */
+			continue;
+		int src;
+		while ((src = sqlite3_step(s)) == SQLITE_ROW)
+			;
+		if (src != SQLITE_DONE) {
+			rc = sq_fail(st, what);
+			goto out;
+		}
+		sqlite3_finalize(s);
+		s = NULL;
+	}
+
+	if (sqlite3_prepare_v2(
+	        db, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)", -1, &s,
+	        NULL) != SQLITE_OK) {
+		rc = sq_fail(st, what);
+		goto out;
+	}
+	sqlite3_bind_int(s, 1, m->version);
+	sqlite3_bind_text(s, 2, m->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, now_ms);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = sq_fail(st, what);
+out:
+	sqlite3_finalize(s);
+	free(sql);
+	return rc;
+}
+
+static int sq_migrate_end(struct store *st, bool commit)
+{
+	sqlite3 *db = sq_of(st)->db;
+	int rc = STORE_OK;
+
+	if (commit)
+		rc = sq_exec(st, "COMMIT", NULL, 0);
+	/* A failed COMMIT may leave the transaction open: always end it. */
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int sq_ping(struct store *st)
+{
+	int rc = STORE_OK;
+	sqlite3_stmt *s = sq_stmt(st, SQ_PING, &rc);
+
+	if (!s)
+		return rc;
+	if (sqlite3_step(s) != SQLITE_ROW)
+		rc = sq_fail(st, "ping");
+	sq_release(s);
+	return rc;
+}
+
+static int sq_setting_get(struct store *st, const char *key, char **value_out)
+{
+	int rc = STORE_OK;
+	sqlite3_stmt *s = sq_stmt(st, SQ_SETTING_GET, &rc);
+
+	if (!s)
+		return rc;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	int src = sqlite3_step(s);
+	if (src == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(s, 0);
+		int n = sqlite3_column_bytes(s, 0);
+		*value_out = xstrndup(v ? (const char *)v : "", v ? (size_t)n : 0);
+	} else if (src == SQLITE_DONE) {
+		store__errorf(st, "setting %s is not set", key);
+		rc = STORE_ENOTFOUND;
+	} else {
+		rc = sq_fail(st, "reading setting");
+	}
+	sq_release(s);
+	return rc;
+}
+
+static int sq_setting_set(struct store *st, const char *key, const char *value, int64_t now_ms)
+{
+	int rc = STORE_OK;
+	sqlite3_stmt *s = sq_stmt(st, SQ_SETTING_SET, &rc);
+
+	if (!s)
+		return rc;
+	/* One autocommit statement = one transaction, synced per synchronous=FULL. */
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, now_ms);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = sq_fail(st, "writing setting");
+	sq_release(s);
+	return rc;
+}
+
+const struct store_backend store__sqlite_backend = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .configure = sq_configure,
+    .migrate_begin = sq_migrate_begin,
+    .exec_migration = sq_exec_migration,
+    .migrate_end = sq_migrate_end,
+    .ping = sq_ping,
+    .setting_get = sq_setting_get,
+    .setting_set = sq_setting_set,
+};
+
+struct sqlite3 *store__sqlite_db(struct store *st)
+{
+	if (!st || st->be != &store__sqlite_backend || !st->be_data)
+		return NULL;
+	return sq_of(st)->db;
+}

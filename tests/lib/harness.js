@@ -19,6 +19,12 @@ import path from 'node:path';
 
 export const FUSION_BIN = process.env.FUSION_BIN || path.resolve('build/fusion');
 
+// Sanitizer settings reach the gateway; nothing else of the test's
+// environment does, so a developer's own variables cannot change a test.
+const passEnv = Object.fromEntries(
+  ['PATH', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS'].filter((k) => process.env[k]).map((k) => [k, process.env[k]]),
+);
+
 const live = new Set();
 process.on('exit', () => {
   for (const p of live) {
@@ -33,7 +39,7 @@ export function tempDir(prefix = 'fusion-test-') {
 // Run the binary to completion (for start-up failures, --help, ...).
 export function runFusion(args = [], { env = {}, timeoutMs = 10_000 } = {}) {
   return new Promise((resolve, reject) => {
-    const p = spawn(FUSION_BIN, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(FUSION_BIN, args, { env: { ...passEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(p);
     let stdout = '';
     let stderr = '';
@@ -55,7 +61,7 @@ export async function startFusion({ env = {}, args = [], dbPath, dir, readyTimeo
   dir = dir || tempDir();
   dbPath = dbPath || path.join(dir, 'fusion.db');
   const childEnv = {
-    PATH: process.env.PATH,
+    ...passEnv,
     PORT: '0',
     LISTEN_ADDR: '127.0.0.1',
     DB_PATH: dbPath,

@@ -134,7 +134,7 @@ lint:
 	@scripts/lint.sh
 
 format:
-	clang-format -i $(SRCS) $(shell find src tests/unit tests/tools -name '*.h' -o -name '*.c' | sort -u)
+	clang-format -i $(shell find src tools tests/unit tests/tools -name '*.h' -o -name '*.c' | sort -u)
 
 clean:
 	rm -rf $(BUILD) web/dist

@@ -6,6 +6,7 @@ set -u
 bin="$1"
 out="${TMPDIR:-/tmp}/fusion-unit.$$.log"
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}" \
+LSAN_OPTIONS="suppressions=$(dirname "$0")/../tests/unit/lsan.supp:${LSAN_OPTIONS:-}" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}" \
 	"$bin" --jobs 2 2>&1 | tee "$out"
 status=$?

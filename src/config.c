@@ -211,26 +211,40 @@ static int parse_max_conns(struct config *cfg, const char *v, char *why, size_t 
 	return 0;
 }
 
+static int parse_session_ttl(struct config *cfg, const char *v, char *why, size_t n)
+{
+	long long x;
+	if (config_parse_int(v, 1, 8760, &x)) {
+		snprintf(why, n, "must be a number of hours from 1 to 8760");
+		return -1;
+	}
+	cfg->session_ttl_hours = (int)x;
+	return 0;
+}
+
 static const struct option_def options[] = {
-    {"PORT", "port", "8080", "TCP port to listen on (0 picks a free port)", parse_port},
-    {"LISTEN_ADDR", "listen-addr", "0.0.0.0", "address to listen on", parse_listen},
-    {"DB_PATH", "db-path", "fusion.db", "SQLite database file", parse_db},
-    {"WORKERS", "workers", NULL, "worker threads (default: number of CPUs)", parse_workers},
-    {"LOG_LEVEL", "log-level", "info", "debug, info, warn or error", parse_level},
-    {"LOG_FORMAT", "log-format", "text", "text or json", parse_format},
-    {"MAX_BODY_BYTES", "max-body-bytes", "32m", "largest request body accepted (413 above)", parse_body},
-    {"MAX_HEADER_BYTES", "max-header-bytes", "32k", "largest request head accepted (431 above)",
-     parse_header},
-    {"MAX_CONNECTIONS", "max-connections", "10000", "client connections held at once (503 above)",
-     parse_max_conns},
-    {"HEADER_TIMEOUT_MS", "header-timeout-ms", "10000", "time allowed to send a whole request head",
-     parse_header_timeout},
-    {"BODY_TIMEOUT_MS", "body-timeout-ms", "60000", "time allowed to send a whole request body",
-     parse_body_timeout},
-    {"IDLE_TIMEOUT_MS", "idle-timeout-ms", "60000", "keep-alive idle time before a connection is closed",
-     parse_idle_timeout},
-    {"SHUTDOWN_TIMEOUT_MS", "shutdown-timeout-ms", "30000",
-     "on SIGTERM, how long in-flight requests may take to finish", parse_shutdown_timeout},
+	{ "PORT", "port", "8080", "TCP port to listen on (0 picks a free port)", parse_port },
+	{ "LISTEN_ADDR", "listen-addr", "0.0.0.0", "address to listen on", parse_listen },
+	{ "DB_PATH", "db-path", "fusion.db", "SQLite database file", parse_db },
+	{ "WORKERS", "workers", NULL, "worker threads (default: number of CPUs)", parse_workers },
+	{ "LOG_LEVEL", "log-level", "info", "debug, info, warn or error", parse_level },
+	{ "LOG_FORMAT", "log-format", "text", "text or json", parse_format },
+	{ "MAX_BODY_BYTES", "max-body-bytes", "32m", "largest request body accepted (413 above)",
+	  parse_body },
+	{ "MAX_HEADER_BYTES", "max-header-bytes", "32k", "largest request head accepted (431 above)",
+	  parse_header },
+	{ "MAX_CONNECTIONS", "max-connections", "10000", "client connections held at once (503 above)",
+	  parse_max_conns },
+	{ "HEADER_TIMEOUT_MS", "header-timeout-ms", "10000", "time allowed to send a whole request head",
+	  parse_header_timeout },
+	{ "BODY_TIMEOUT_MS", "body-timeout-ms", "60000", "time allowed to send a whole request body",
+	  parse_body_timeout },
+	{ "IDLE_TIMEOUT_MS", "idle-timeout-ms", "60000", "keep-alive idle time before a connection is closed",
+	  parse_idle_timeout },
+	{ "SESSION_TTL_HOURS", "session-ttl-hours", "168",
+	  "admin login sessions expire after this many hours", parse_session_ttl },
+	{ "SHUTDOWN_TIMEOUT_MS", "shutdown-timeout-ms", "30000",
+	  "on SIGTERM, how long in-flight requests may take to finish", parse_shutdown_timeout },
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -282,7 +296,7 @@ enum config_result config_load(struct config *cfg, int argc, char **argv, char *
 	cfg->workers = cpus < 1 ? 1 : cpus > 256 ? 256 : (int)cpus;
 
 	/* Flags first, so that only the value in effect is validated. */
-	const char *flag_value[N_OPTIONS] = {0};
+	const char *flag_value[N_OPTIONS] = { 0 };
 	for (int a = 1; a < argc; a++) {
 		const char *arg = argv[a];
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {

@@ -31,6 +31,7 @@ struct config {
 	int body_timeout_ms;     /* whole request body must arrive within this */
 	int idle_timeout_ms;     /* keep-alive idle / per-read inactivity */
 	int shutdown_timeout_ms; /* bound on draining in-flight requests */
+	int session_ttl_hours;   /* admin login session lifetime */
 };
 
 enum config_result {

@@ -15,7 +15,11 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "admin/admin.h"
+#include "app.h"
+#include "auth/secrets.h"
 #include "config.h"
+#include "gateway/snapshot.h"
 #include "http/server.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -45,6 +49,8 @@ static void raise_fd_limit(const struct config *cfg)
 int main(int argc, char **argv)
 {
 	struct config cfg;
+	struct app app = { 0 };
+	struct secrets *secrets = NULL;
 	char err[1024] = "";
 	int rc = 1;
 
@@ -84,7 +90,28 @@ int main(int argc, char **argv)
 		store_close(st);
 		goto out;
 	}
+
+	/* Secrets at rest, the first administrator, and the first snapshot. */
+	if (secrets_open(cfg.db_path, getenv("FUSION_SECRET_KEY"), &secrets, err, sizeof(err)) != 0) {
+		log_error(NULL, "%s", err);
+		store_close(st);
+		goto out;
+	}
+	if (admin_bootstrap(st, secrets, getenv("FUSION_ADMIN_PASSWORD"), err, sizeof(err)) != 0) {
+		log_error(NULL, "%s", err);
+		store_close(st);
+		goto out;
+	}
+	struct snapshot *snap = NULL;
+	if (snapshot_build(st, secrets, &snap, err, sizeof(err)) != 0) {
+		log_error(NULL, "cannot load the configuration: %s", err);
+		store_close(st);
+		goto out;
+	}
 	store_close(st);
+	app.cfg = &cfg;
+	app.secrets = secrets;
+	app.hub = snapshot_hub_new(snap);
 
 	/* Workers inherit this mask: only the main thread takes these signals. */
 	sigset_t sigs;
@@ -94,7 +121,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	struct server srv;
-	if (server_start(&srv, &cfg, err, sizeof(err)) != 0) {
+	if (server_start(&srv, &cfg, &app, err, sizeof(err)) != 0) {
 		log_error(NULL, "cannot start: %s", err);
 		goto out;
 	}
@@ -111,6 +138,8 @@ int main(int argc, char **argv)
 	rc = 0;
 
 out:
+	snapshot_hub_free(app.hub);
+	secrets_close(secrets);
 	config_free(&cfg);
 	libevent_global_shutdown();
 	return rc;

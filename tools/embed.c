@@ -109,7 +109,7 @@ static void add_entry(char *fs_path, char *web_path)
 		entries = e;
 		cap_entries = cap;
 	}
-	entries[n_entries++] = (struct entry){.fs_path = fs_path, .web_path = web_path};
+	entries[n_entries++] = (struct entry){ .fs_path = fs_path, .web_path = web_path };
 }
 
 /* Collect every regular file under fs_dir; web_dir is its "/"-prefixed
@@ -173,27 +173,27 @@ static const struct {
 	const char *ext;
 	const char *type;
 } types[] = {
-    {"html", "text/html; charset=utf-8"},
-    {"htm", "text/html; charset=utf-8"},
-    {"js", "text/javascript; charset=utf-8"},
-    {"mjs", "text/javascript; charset=utf-8"},
-    {"css", "text/css; charset=utf-8"},
-    {"svg", "image/svg+xml; charset=utf-8"},
-    {"png", "image/png"},
-    {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"},
-    {"gif", "image/gif"},
-    {"webp", "image/webp"},
-    {"avif", "image/avif"},
-    {"ico", "image/x-icon"},
-    {"json", "application/json; charset=utf-8"},
-    {"map", "application/json; charset=utf-8"},
-    {"webmanifest", "application/manifest+json; charset=utf-8"},
-    {"woff2", "font/woff2"},
-    {"woff", "font/woff"},
-    {"txt", "text/plain; charset=utf-8"},
-    {"xml", "application/xml; charset=utf-8"},
-    {"wasm", "application/wasm"},
+	{ "html", "text/html; charset=utf-8" },
+	{ "htm", "text/html; charset=utf-8" },
+	{ "js", "text/javascript; charset=utf-8" },
+	{ "mjs", "text/javascript; charset=utf-8" },
+	{ "css", "text/css; charset=utf-8" },
+	{ "svg", "image/svg+xml; charset=utf-8" },
+	{ "png", "image/png" },
+	{ "jpg", "image/jpeg" },
+	{ "jpeg", "image/jpeg" },
+	{ "gif", "image/gif" },
+	{ "webp", "image/webp" },
+	{ "avif", "image/avif" },
+	{ "ico", "image/x-icon" },
+	{ "json", "application/json; charset=utf-8" },
+	{ "map", "application/json; charset=utf-8" },
+	{ "webmanifest", "application/manifest+json; charset=utf-8" },
+	{ "woff2", "font/woff2" },
+	{ "woff", "font/woff" },
+	{ "txt", "text/plain; charset=utf-8" },
+	{ "xml", "application/xml; charset=utf-8" },
+	{ "wasm", "application/wasm" },
 };
 
 static const char *content_type(const char *path)

@@ -226,7 +226,7 @@ int http_head_framing(const char *head, size_t len, struct head_framing *out)
 
 int http_request_line_check(const char *head, size_t len)
 {
-	static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"};
+	static const char *const methods[] = { "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS" };
 	const char *p = head, *end = head + len;
 	while (p < end && (*p == '\r' || *p == '\n'))
 		p++;
@@ -342,7 +342,7 @@ static const char *reason_phrase(int status)
 
 static void peer_name(int fd, char *out, size_t outlen)
 {
-	struct sockaddr_storage ss = {0};
+	struct sockaddr_storage ss = { 0 };
 	socklen_t sl = sizeof(ss);
 	snprintf(out, outlen, "?");
 	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)

@@ -58,12 +58,31 @@ struct http_req *http_req_begin(struct worker *w, struct evhttp_request *ev)
 	w->inflight = r;
 	w->inflight_count++;
 
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
-	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
-	r->query = uri ? evhttp_uri_get_query(uri) : NULL;
-	if (!raw || !*raw)
-		raw = "/";
-	if (http_path_normalize(raw, strlen(raw), &r->path) != 0) {
+	/* The request target as sent.  evhttp's own URI parse reads a target
+	 * starting with "//" as an authority ("//api/admin" would become host
+	 * "api", path "/admin"), so origin-form targets are split here; only
+	 * absolute-form ("http://host/path") goes through evhttp's parser. */
+	const char *target = evhttp_request_get_uri(ev);
+	const char *raw = "/";
+	size_t raw_len = 1;
+	if (target && target[0] == '/') {
+		raw = target;
+		raw_len = strcspn(target, "?#");
+		if (target[raw_len] == '?') {
+			size_t qlen = strcspn(target + raw_len + 1, "#");
+			r->query_owned = xstrndup(target + raw_len + 1, qlen);
+			r->query = r->query_owned;
+		}
+	} else {
+		const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+		const char *p = uri ? evhttp_uri_get_path(uri) : NULL;
+		r->query = uri ? evhttp_uri_get_query(uri) : NULL;
+		if (p && *p) {
+			raw = p;
+			raw_len = strlen(p);
+		}
+	}
+	if (http_path_normalize(raw, raw_len, &r->path) != 0) {
 		r->path = NULL;
 		http_reply_error(r, 400, "invalid_path", "request path is malformed or ambiguous");
 		return NULL;

@@ -31,7 +31,8 @@ struct http_req {
 	struct worker *w;          /* the worker thread serving it */
 	char id[REQID_BUF];
 	char *path;                   /* owned; normalised, no query */
-	const char *query;            /* borrowed from the evhttp URI; NULL if none */
+	const char *query;            /* raw query string (after "?"); NULL if none */
+	char *query_owned;            /* owned storage behind query, if any */
 	const char *method;           /* "GET", ... static string */
 	uint64_t start_ns;            /* monotonic */
 	struct http_req *prev, *next; /* worker's in-flight list */

@@ -7,20 +7,25 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "http/request.h"
 
 struct route {
-	const char *method; /* "GET" also answers HEAD */
+	const char *method; /* "GET" also answers HEAD; "*" any (the handler routes further) */
 	const char *path;
 	bool prefix; /* path matches itself and anything below it */
 	http_handler_fn handler;
 };
 
+/* clang-format off */
 static const struct route routes[] = {
-    {"GET", "/healthz", false, health_live},
-    {"GET", "/readyz", false, health_ready},
-    {"GET", "/api/version", false, health_version},
+	{ "GET", "/healthz",     false, health_live },
+	{ "GET", "/readyz",      false, health_ready },
+	{ "GET", "/api/version", false, health_version },
+	{ "*",   "/api/auth",    true,  auth_dispatch },
+	{ "*",   "/api/admin",   true,  admin_dispatch },
 };
+/* clang-format on */
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -34,12 +39,13 @@ static bool path_matches(const struct route *rt, const char *path)
 
 static bool method_matches(const char *want, const char *got)
 {
-	return strcmp(want, got) == 0 || (strcmp(want, "GET") == 0 && strcmp(got, "HEAD") == 0);
+	return strcmp(want, "*") == 0 || strcmp(want, got) == 0 ||
+	       (strcmp(want, "GET") == 0 && strcmp(got, "HEAD") == 0);
 }
 
 static bool is_api_path(const char *path)
 {
-	static const char *const apis[] = {"/api", "/v1", "/v1beta"};
+	static const char *const apis[] = { "/api", "/v1", "/v1beta" };
 	for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++) {
 		size_t n = strlen(apis[i]);
 		if (strncmp(path, apis[i], n) == 0 && (path[n] == '\0' || path[n] == '/'))

@@ -24,6 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "app.h"
+#include "gateway/snapshot.h"
 #include "http/request.h"
 #include "http/routes.h"
 #include "store/store.h"
@@ -57,6 +59,7 @@ void worker_request_done(struct worker *w, struct http_req *r)
 	if (r->next)
 		r->next->prev = r->prev;
 	w->inflight_count--;
+	free(r->query_owned);
 	free(r->path);
 	free(r);
 }
@@ -108,6 +111,10 @@ static void worker_free(struct worker *w)
 		next = r->next;
 		worker_request_done(w, r);
 	}
+	if (w->snap_sub)
+		snapshot_unsubscribe(w->srv->app->hub, w->snap_sub); /* drops w->snap too */
+	w->snap_sub = NULL;
+	w->snap = NULL;
 	if (w->stop_ev)
 		event_free(w->stop_ev);
 	if (w->drain_ev)
@@ -178,6 +185,9 @@ static int worker_init(struct server *srv, struct worker *w, int index, char *er
 		return -1;
 	}
 
+	if (srv->app && srv->app->hub)
+		w->snap_sub = snapshot_subscribe(srv->app->hub, w->base, &w->snap);
+
 	char serr[512];
 	if (store_open(cfg->db_path, 0, &w->store, serr, sizeof(serr)) != 0) {
 		snprintf(err, errlen, "worker %d cannot open the database: %s", index, serr);
@@ -230,21 +240,23 @@ static int bind_listener(struct server *srv, char *err, size_t errlen)
 	return 0;
 }
 
-int server_start(struct server *srv, const struct config *cfg, char *err, size_t errlen)
+int server_start(struct server *srv, const struct config *cfg, const struct app *app, char *err,
+                 size_t errlen)
 {
 	memset(srv, 0, sizeof(*srv));
 	srv->cfg = cfg;
+	srv->app = app;
 	atomic_init(&srv->listen_fd, -1);
 	atomic_init(&srv->listeners, 0);
 	atomic_init(&srv->open_connections, 0);
 	atomic_init(&srv->stopping, false);
 	srv->limits = (struct conn_guard_limits){
-	    .max_header_bytes = cfg->max_header_bytes,
-	    .max_body_bytes = cfg->max_body_bytes,
-	    .header_timeout_ms = cfg->header_timeout_ms,
-	    .body_timeout_ms = cfg->body_timeout_ms,
-	    .max_connections = cfg->max_connections,
-	    .open_connections = &srv->open_connections,
+		.max_header_bytes = cfg->max_header_bytes,
+		.max_body_bytes = cfg->max_body_bytes,
+		.header_timeout_ms = cfg->header_timeout_ms,
+		.body_timeout_ms = cfg->body_timeout_ms,
+		.max_connections = cfg->max_connections,
+		.open_connections = &srv->open_connections,
 	};
 	if (bind_listener(srv, err, errlen))
 		return -1;

@@ -29,6 +29,9 @@ struct evhttp_bound_socket;
 struct event;
 struct store;
 struct http_req;
+struct app;
+struct snapshot;
+struct snapshot_sub;
 
 struct worker {
 	int index;
@@ -39,6 +42,8 @@ struct worker {
 	struct evhttp *http;               /* owned */
 	struct evhttp_bound_socket *bound; /* owned by http */
 	struct store *store;               /* owned; this thread's handle */
+	struct snapshot *snap;             /* this worker's reference to the current configuration */
+	struct snapshot_sub *snap_sub;     /* owned; the mailbox new snapshots arrive in */
 	struct event *stop_ev;             /* owned; activated by server_stop */
 	struct event *drain_ev;            /* owned; polls for drain completion */
 	struct conn_guard_set guards;
@@ -50,6 +55,7 @@ struct worker {
 
 struct server {
 	const struct config *cfg; /* borrowed; outlives the server */
+	const struct app *app;    /* borrowed; outlives the server */
 	struct conn_guard_limits limits;
 	atomic_int open_connections;
 	atomic_int listen_fd; /* closed by the last worker to stop accepting */
@@ -61,8 +67,8 @@ struct server {
 };
 
 /* Bind, open per-worker resources, start the threads. 0 or -1 (message in err). */
-int server_start(struct server *srv, const struct config *cfg, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int server_start(struct server *srv, const struct config *cfg, const struct app *app, char *err,
+                 size_t errlen) __attribute__((warn_unused_result));
 
 /* Graceful stop: returns once every worker thread has exited. */
 void server_stop(struct server *srv);

@@ -52,6 +52,16 @@ static const char m001_initial[] =
     "CREATE INDEX sessions_expires_at ON sessions(expires_at);\n"
     "CREATE INDEX sessions_user_id ON sessions(user_id);\n"
 
+    /* One row per failed login, per scope ('user:<name>', 'addr:<ip>'):
+     * throttling counts recent rows, so it holds across worker threads
+     * and instances.  A janitor deletes rows older than the window. */
+    "CREATE TABLE login_attempts (\n"
+    "  id {{ID}},\n"
+    "  scope TEXT NOT NULL,\n"
+    "  at BIGINT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX login_attempts_scope_at ON login_attempts(scope, at);\n"
+
     "CREATE TABLE providers (\n"
     "  id {{ID}},\n"
     "  name TEXT NOT NULL UNIQUE,\n"
@@ -61,7 +71,8 @@ static const char m001_initial[] =
     "  weight INTEGER NOT NULL DEFAULT 100,\n"
     "  timeout_ms INTEGER NOT NULL DEFAULT 60000,\n"
     "  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),\n"
-    "  headers_enc {{BLOB}},\n" /* secretbox(JSON object of extra headers), NULL if none */
+    "  headers_enc {{BLOB}},\n"                    /* secretbox(JSON object of extra headers), NULL if none */
+    "  headers_hint TEXT NOT NULL DEFAULT '{}',\n" /* JSON: header name -> masked value, for display */
     "  health_status TEXT NOT NULL DEFAULT 'unknown',\n"
     "  latency_ms INTEGER,\n"
     "  last_checked_at BIGINT,\n"
@@ -110,9 +121,10 @@ static const char m001_initial[] =
     "  weight INTEGER NOT NULL DEFAULT 100,\n"
     "  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),\n"
     "  created_at BIGINT NOT NULL,\n"
-    "  updated_at BIGINT NOT NULL\n"
+    "  updated_at BIGINT NOT NULL,\n"
+    "  UNIQUE (client_model, provider_id, provider_model)\n"
     ");\n"
-    "CREATE INDEX model_mappings_client_model ON model_mappings(client_model);\n"
+    /* Lookups by client_model use the UNIQUE index (it leads with it). */
     "CREATE INDEX model_mappings_provider_id ON model_mappings(provider_id);\n"
 
     "CREATE TABLE client_keys (\n"
@@ -186,7 +198,7 @@ static const char m001_initial[] =
     ");\n";
 
 static const struct migration migrations[] = {
-    {1, "initial schema", m001_initial},
+	{ 1, "initial schema", m001_initial },
 };
 
 #define MIGRATION_COUNT (sizeof(migrations) / sizeof(migrations[0]))
@@ -227,7 +239,7 @@ static void sqlbuf_append(struct sqlbuf *b, const char *s, size_t n)
 char *migrations_render(const char *sql, const struct migration_placeholder *ph, size_t count, char *err,
                         size_t errlen)
 {
-	struct sqlbuf b = {0};
+	struct sqlbuf b = { 0 };
 	const char *p = sql;
 
 	sqlbuf_append(&b, "", 0);

@@ -21,13 +21,33 @@
  *
  * The wall clock is read here (now_ms) and passed down, so back-ends
  * never disagree on what "now" is and tests could pin it.
+ *
+ * Generic SQL (store_exec / store_query / transactions): the front checks
+ * every argument against the bounds in store.h and the portability rules
+ * (TEXT is UTF-8 without NUL, no NaN, no transaction control in the SQL
+ * text), keeps the transaction bookkeeping (st->in_txn, compared with
+ * the connection's real state before every statement), and owns the
+ * layout of a materialised result:
+ *
+ *   be->run ──► store__rows_new / _colname / _push (copies, bounded)
+ *          ──► store__rows_seal (offsets become pointers) ──► caller
+ *
+ * A result is three growable arrays with one bound for all of them
+ * (STORE_ROWS_MAX_BYTES): the values (row-major), the column-name
+ * offsets, and one byte arena holding column names, TEXT (each
+ * NUL-terminated) and BLOB bytes.  While building, a TEXT/BLOB value
+ * keeps its arena offset in .i, because the arena may move as it grows;
+ * sealing turns the offsets into pointers once the arena is final.
  */
 #include "store/store.h"
 
+#include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "store/migrations.h"
@@ -269,4 +289,498 @@ int store_setting_set(struct store *st, const char *key, const char *value)
 		return STORE_EINVAL;
 	}
 	return st->be->setting_set(st, key, value, now_ms());
+}
+
+/* ---- generic SQL: argument checks -------------------------------------- */
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF
+ * (what PostgreSQL accepts, and what jansson needs to build a response). */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = s[i];
+		size_t need;
+		uint32_t cp, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1;
+			cp = c & 0x1f;
+			min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			need = 2;
+			cp = c & 0x0f;
+			min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3;
+			cp = c & 0x07;
+			min = 0x10000;
+		} else {
+			return false;
+		}
+		if (n - i <= need)
+			return false;
+		for (size_t k = 1; k <= need; k++) {
+			unsigned cc = s[i + k];
+			if ((cc & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (cc & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += need + 1;
+	}
+	return true;
+}
+
+/* Skip whitespace, comments and empty statements (';'). */
+static const char *sql_skip_noise(const char *p)
+{
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v' ||
+		       *p == ';')
+			p++;
+		if (p[0] == '-' && p[1] == '-') {
+			p = strchr(p, '\n');
+			if (!p)
+				return "";
+		} else if (p[0] == '/' && p[1] == '*') {
+			const char *end = strstr(p + 2, "*/");
+			if (!end)
+				return "";
+			p = end + 2;
+		} else {
+			return p;
+		}
+	}
+}
+
+/*
+ * Whether the statement starts or ends a transaction.  Those must go
+ * through store_begin/commit/rollback: otherwise st->in_txn would lie,
+ * and a later store_commit would commit (or a later error roll back)
+ * work the caller did not mean to group.
+ */
+static bool sql_is_txn_control(const char *sql)
+{
+	static const char *const words[] = { "BEGIN",     "COMMIT",  "END",   "ROLLBACK",
+		                             "SAVEPOINT", "RELEASE", "START", "ABORT" };
+	const char *p = sql_skip_noise(sql);
+	size_t n = 0;
+
+	while ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z'))
+		n++;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		if (strlen(words[i]) == n && strncasecmp(p, words[i], n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Messages name parameters by their 1-based position and never show a value. */
+static int check_param(struct store *st, size_t idx, const struct store_value *v)
+{
+	switch (v->type) {
+	case STORE_T_NULL:
+	case STORE_T_INT:
+		return STORE_OK;
+	case STORE_T_REAL:
+		if (isnan(v->d)) {
+			store__errorf(st, "parameter %zu is NaN", idx);
+			return STORE_EINVAL;
+		}
+		return STORE_OK;
+	case STORE_T_TEXT:
+	case STORE_T_BLOB:
+		if (!v->p && v->len) {
+			store__errorf(st, "parameter %zu has a NULL pointer and length %zu", idx, v->len);
+			return STORE_EINVAL;
+		}
+		if (v->len > STORE_VALUE_MAX) {
+			store__errorf(st, "parameter %zu is %zu bytes, more than the %d allowed", idx, v->len,
+			              STORE_VALUE_MAX);
+			return STORE_EINVAL;
+		}
+		if (v->type == STORE_T_TEXT && v->len && memchr(v->p, '\0', v->len)) {
+			store__errorf(st, "parameter %zu: TEXT holds a NUL byte (use a BLOB)", idx);
+			return STORE_EINVAL;
+		}
+		if (v->type == STORE_T_TEXT && !utf8_valid(v->p, v->len)) {
+			store__errorf(st, "parameter %zu: TEXT is not valid UTF-8", idx);
+			return STORE_EINVAL;
+		}
+		return STORE_OK;
+	}
+	store__errorf(st, "parameter %zu has unknown type %d", idx, (int)v->type);
+	return STORE_EINVAL;
+}
+
+/* Everything the front knows how to refuse before the back-end runs sql. */
+static int check_statement(struct store *st, const char *sql, const struct store_value *params,
+                           size_t nparams)
+{
+	int rc;
+
+	st->errmsg[0] = '\0';
+	if (!sql || !*sql) {
+		store__errorf(st, "SQL is empty");
+		return STORE_EINVAL;
+	}
+	if (strnlen(sql, STORE_SQL_MAX + 1) > STORE_SQL_MAX) {
+		store__errorf(st, "SQL is longer than %d bytes", STORE_SQL_MAX);
+		return STORE_EINVAL;
+	}
+	if (nparams > STORE_PARAMS_MAX) {
+		store__errorf(st, "%zu parameters, more than the %d allowed", nparams, STORE_PARAMS_MAX);
+		return STORE_EINVAL;
+	}
+	if (nparams && !params) {
+		store__errorf(st, "%zu parameters announced but params is NULL", nparams);
+		return STORE_EINVAL;
+	}
+	if (sql_is_txn_control(sql)) {
+		store__errorf(st,
+		              "transaction control in SQL text; use store_begin/store_commit/store_rollback");
+		return STORE_EINVAL;
+	}
+	for (size_t i = 0; i < nparams; i++) {
+		rc = check_param(st, i + 1, &params[i]);
+		if (rc)
+			return rc;
+	}
+	/* The database may have aborted the transaction on its own (disk
+	 * full, I/O error): running on would autocommit each statement. */
+	bool open = st->be->in_transaction(st);
+	if (st->in_txn && !open) {
+		store__errorf(st,
+		              "%s: the transaction was aborted by the database after an earlier error; "
+		              "call store_rollback",
+		              st->location);
+		return STORE_EIO;
+	}
+	if (!st->in_txn && open) {
+		store__errorf(st,
+		              "%s: a transaction is open that store_begin did not start; call store_rollback",
+		              st->location);
+		return STORE_EIO;
+	}
+	return STORE_OK;
+}
+
+int store_exec(struct store *st, const char *sql, const struct store_value *params, size_t nparams,
+               int64_t *changes_out)
+{
+	int64_t changes = 0;
+	int rc;
+
+	if (changes_out)
+		*changes_out = 0;
+	rc = check_statement(st, sql, params, nparams);
+	if (rc)
+		return rc;
+	rc = st->be->run(st, sql, params, nparams, &changes, NULL);
+	if (rc == STORE_OK && changes_out)
+		*changes_out = changes;
+	return rc;
+}
+
+int store_query(struct store *st, const char *sql, const struct store_value *params, size_t nparams,
+                struct store_rows **out)
+{
+	struct store_rows *rows = NULL;
+	int rc;
+
+	if (!out) {
+		store__errorf(st, "store_query: out is NULL");
+		return STORE_EINVAL;
+	}
+	*out = NULL;
+	rc = check_statement(st, sql, params, nparams);
+	if (rc)
+		return rc;
+	rc = st->be->run(st, sql, params, nparams, NULL, &rows);
+	if (rc) {
+		store_rows_free(rows);
+		return rc;
+	}
+	store__rows_seal(rows);
+	*out = rows;
+	return STORE_OK;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+int store_begin(struct store *st)
+{
+	int rc;
+
+	st->errmsg[0] = '\0';
+	if (st->in_txn) {
+		store__errorf(st, "a transaction is already open on this handle (store_begin does not nest)");
+		return STORE_EINVAL;
+	}
+	if (st->flags & STORE_READONLY) {
+		store__errorf(st, "store_begin: store was opened read-only");
+		return STORE_EINVAL;
+	}
+	if (st->be->in_transaction(st)) {
+		store__errorf(st,
+		              "%s: a transaction is open that store_begin did not start; call store_rollback",
+		              st->location);
+		return STORE_EIO;
+	}
+	rc = st->be->begin(st);
+	if (rc == STORE_OK)
+		st->in_txn = true;
+	return rc;
+}
+
+int store_commit(struct store *st)
+{
+	st->errmsg[0] = '\0';
+	if (!st->in_txn) {
+		store__errorf(st, "store_commit: no transaction is open");
+		return STORE_EINVAL;
+	}
+	st->in_txn = false;
+	if (!st->be->in_transaction(st)) {
+		store__errorf(st,
+		              "%s: the transaction was aborted by the database after an earlier error; "
+		              "nothing was committed",
+		              st->location);
+		return STORE_EIO;
+	}
+	return st->be->commit(st);
+}
+
+int store_rollback(struct store *st)
+{
+	st->in_txn = false;
+	/* The back-end returns 0 when there is nothing to roll back. */
+	return st->be->rollback(st);
+}
+
+/* ---- materialised results ---------------------------------------------- */
+
+struct store_rows {
+	size_t ncols;
+	size_t nrows;              /* complete rows; set by seal */
+	size_t *name_off;          /* owned: ncols offsets of column names in arena */
+	struct store_value *cells; /* owned: row-major values, cells_cap allocated */
+	size_t ncells;
+	size_t cells_cap;
+	char *arena; /* owned: column names, TEXT (NUL-terminated) and BLOB bytes */
+	size_t arena_len;
+	size_t arena_cap;
+	bool sealed; /* TEXT/BLOB .p point into arena (before: offset in .i) */
+};
+
+#define ROWS_ARENA_INITIAL 256
+#define ROWS_CELLS_INITIAL 16
+
+static size_t rows_bytes(const struct store_rows *r)
+{
+	return sizeof(*r) + r->ncols * sizeof(size_t) + r->cells_cap * sizeof(struct store_value) +
+	       r->arena_cap;
+}
+
+static int rows_too_big(struct store *st)
+{
+	store__errorf(st, "query result is larger than %d bytes; bound it with LIMIT", STORE_ROWS_MAX_BYTES);
+	return STORE_EINVAL;
+}
+
+/* Grow *cap (an array of `size`-byte items at *p) to hold `need` items,
+ * doubling, but never past the result bound. */
+static int rows_grow(struct store *st, struct store_rows *r, void **p, size_t *cap, size_t size, size_t need)
+{
+	if (need <= *cap)
+		return STORE_OK;
+	size_t other = rows_bytes(r) - *cap * size;
+	if (other > STORE_ROWS_MAX_BYTES || need > (STORE_ROWS_MAX_BYTES - other) / size)
+		return rows_too_big(st);
+	size_t limit = (STORE_ROWS_MAX_BYTES - other) / size;
+	size_t ncap = *cap ? *cap : 1;
+	while (ncap < need)
+		ncap *= 2;
+	if (ncap > limit)
+		ncap = limit;
+	*p = xrealloc(*p, ncap * size);
+	*cap = ncap;
+	return STORE_OK;
+}
+
+/* Append n bytes (plus a NUL when `term`) to the arena; *off_out gets
+ * where they start. */
+static int rows_arena_add(struct store *st, struct store_rows *r, const void *bytes, size_t n, bool term,
+                          size_t *off_out)
+{
+	size_t need = n + (term ? 1 : 0);
+	void *arena = r->arena;
+
+	if (need > STORE_ROWS_MAX_BYTES)
+		return rows_too_big(st);
+	int rc = rows_grow(st, r, &arena, &r->arena_cap, 1, r->arena_len + need);
+	r->arena = arena;
+	if (rc)
+		return rc;
+	*off_out = r->arena_len;
+	if (n)
+		memcpy(r->arena + r->arena_len, bytes, n);
+	if (term)
+		r->arena[r->arena_len + n] = '\0';
+	r->arena_len += need;
+	return STORE_OK;
+}
+
+struct store_rows *store__rows_new(size_t ncols)
+{
+	struct store_rows *r = xcalloc(1, sizeof(*r));
+
+	r->ncols = ncols;
+	r->name_off = xcalloc(ncols ? ncols : 1, sizeof(size_t));
+	/* Non-NULL from the start, so an empty value can point into it. */
+	r->arena = xmalloc(ROWS_ARENA_INITIAL);
+	r->arena_cap = ROWS_ARENA_INITIAL;
+	r->arena[0] = '\0';
+	r->arena_len = 1; /* offset 0 is "": the name of a column never named */
+	return r;
+}
+
+int store__rows_colname(struct store *st, struct store_rows *r, size_t col, const char *name)
+{
+	if (col >= r->ncols || !name)
+		return STORE_OK;
+	return rows_arena_add(st, r, name, strlen(name), true, &r->name_off[col]);
+}
+
+int store__rows_push(struct store *st, struct store_rows *r, const struct store_value *v)
+{
+	struct store_value copy = *v;
+	void *cells = r->cells;
+	int rc;
+
+	if (r->ncols == 0) {
+		store__errorf(st, "internal: value pushed into a result without columns");
+		return STORE_EIO;
+	}
+	rc = rows_grow(st, r, &cells, &r->cells_cap, sizeof(struct store_value),
+	               r->ncells + 1 > ROWS_CELLS_INITIAL ? r->ncells + 1 : ROWS_CELLS_INITIAL);
+	r->cells = cells;
+	if (rc)
+		return rc;
+	if (v->type == STORE_T_TEXT || v->type == STORE_T_BLOB) {
+		size_t off;
+		rc = rows_arena_add(st, r, v->p, v->len, v->type == STORE_T_TEXT, &off);
+		if (rc)
+			return rc;
+		copy.p = NULL;
+		copy.i = (int64_t)off;
+	}
+	r->cells[r->ncells++] = copy;
+	return STORE_OK;
+}
+
+void store__rows_seal(struct store_rows *r)
+{
+	if (!r || r->sealed)
+		return;
+	r->nrows = r->ncols ? r->ncells / r->ncols : 0;
+	for (size_t i = 0; i < r->ncells; i++) {
+		struct store_value *v = &r->cells[i];
+		if (v->type == STORE_T_TEXT || v->type == STORE_T_BLOB) {
+			v->p = r->arena + (size_t)v->i;
+			v->i = 0;
+		}
+	}
+	r->sealed = true;
+}
+
+size_t store_rows_count(const struct store_rows *r)
+{
+	return r ? r->nrows : 0;
+}
+
+size_t store_rows_ncols(const struct store_rows *r)
+{
+	return r ? r->ncols : 0;
+}
+
+const char *store_rows_colname(const struct store_rows *r, size_t col)
+{
+	if (!r || col >= r->ncols)
+		return NULL;
+	return r->arena + r->name_off[col];
+}
+
+int store_rows_col(const struct store_rows *r, const char *name)
+{
+	if (!r || !name)
+		return -1;
+	for (size_t i = 0; i < r->ncols && i <= INT_MAX; i++) {
+		if (strcasecmp(r->arena + r->name_off[i], name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+const struct store_value *store_rows_get(const struct store_rows *r, size_t row, size_t col)
+{
+	if (!r || !r->sealed || row >= r->nrows || col >= r->ncols)
+		return NULL;
+	return &r->cells[row * r->ncols + col];
+}
+
+static const struct store_value *rows_by_name(const struct store_rows *r, size_t row, const char *name)
+{
+	int col = store_rows_col(r, name);
+
+	return col < 0 ? NULL : store_rows_get(r, row, (size_t)col);
+}
+
+int64_t store_rows_int(const struct store_rows *r, size_t row, const char *name, int64_t dflt)
+{
+	const struct store_value *v = rows_by_name(r, row, name);
+
+	return v && v->type == STORE_T_INT ? v->i : dflt;
+}
+
+const char *store_rows_text(const struct store_rows *r, size_t row, const char *name)
+{
+	const struct store_value *v = rows_by_name(r, row, name);
+
+	return v && v->type == STORE_T_TEXT ? v->p : NULL;
+}
+
+double store_rows_real(const struct store_rows *r, size_t row, const char *name, double dflt)
+{
+	const struct store_value *v = rows_by_name(r, row, name);
+
+	if (v && v->type == STORE_T_REAL)
+		return v->d;
+	if (v && v->type == STORE_T_INT)
+		return (double)v->i;
+	return dflt;
+}
+
+bool store_rows_isnull(const struct store_rows *r, size_t row, const char *name)
+{
+	const struct store_value *v = rows_by_name(r, row, name);
+
+	return !v || v->type == STORE_T_NULL;
+}
+
+void store_rows_free(struct store_rows *r)
+{
+	if (!r)
+		return;
+	free(r->name_off);
+	free(r->cells);
+	free(r->arena);
+	free(r);
 }

@@ -10,11 +10,18 @@
  * that writes runs before it), configure (auto_vacuum for a brand-new
  * file, then WAL, foreign keys, synchronous), then the migration trio
  * inside one BEGIN IMMEDIATE transaction.  After that the handle serves
- * the few hot queries from a per-handle cache of prepared statements.
+ * the few hot queries from a per-handle cache of prepared statements,
+ * and generic statements (store_exec / store_query) from a second,
+ * small LRU cache keyed by their SQL text.  Every statement is reset and
+ * unbound before the call returns, so a handle never holds a read
+ * snapshot while idle, and a result is always fully copied out first.
  *
  * Every value travels as a bound parameter; SQL text is constant or
- * comes from migrations.c.  Errors become STORE_EIO with sqlite3_errmsg
- * in the handle's message, unique/primary-key violations STORE_ECONFLICT.
+ * comes from migrations.c or the callers of store_exec/store_query.
+ * Errors become STORE_EIO with sqlite3_errmsg in the handle's message
+ * (SQLite's messages name columns and constraints, never values),
+ * unique/primary-key violations STORE_ECONFLICT, foreign-key, CHECK and
+ * NOT NULL violations STORE_ECONSTRAINT.
  *
  * Why the open sequence looks the way it does:
  *  - A read on a rollback-journal database creates no file.  On a WAL
@@ -36,6 +43,11 @@
 
 #include <sqlite3.h>
 
+/* sqlite3_changes64 / total_changes64 (3.37); RETURNING needs 3.35. */
+#if SQLITE_VERSION_NUMBER < 3037000
+#error "Fusion needs SQLite 3.37 or newer"
+#endif
+
 #include "store/migrations.h"
 #include "store/store_backend.h"
 #include "util/alloc.h"
@@ -52,22 +64,34 @@ enum sq_stmt_id {
 };
 
 static const char *const sq_stmt_sql[SQ_STMT_COUNT] = {
-    [SQ_PING] = "SELECT 1",
-    [SQ_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
-    [SQ_SETTING_SET] =
-        "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+	[SQ_PING] = "SELECT 1",
+	[SQ_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
+	[SQ_SETTING_SET] =
+	    "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) "
+	    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
 };
 
 static const struct migration_placeholder sq_dialect[] = {
-    {"ID", "INTEGER PRIMARY KEY AUTOINCREMENT"},
-    {"BLOB", "BLOB"},
-    {"REAL", "REAL"},
+	{ "ID", "INTEGER PRIMARY KEY AUTOINCREMENT" },
+	{ "BLOB", "BLOB" },
+	{ "REAL", "REAL" },
+};
+
+/* Generic statements kept prepared per handle; the least recently used
+ * one is finalized when a new one needs its slot. */
+#define SQ_CACHE_SIZE 32
+
+struct sq_cached {
+	char *sql;          /* owned: the key, NULL for a free slot */
+	sqlite3_stmt *stmt; /* owned */
+	uint64_t last_used; /* value of sq->tick at the last use */
 };
 
 struct sq {
 	sqlite3 *db;                       /* owned; closed in sq_close */
 	sqlite3_stmt *stmt[SQ_STMT_COUNT]; /* owned; NULL until first use */
+	struct sq_cached cache[SQ_CACHE_SIZE];
+	uint64_t tick; /* LRU clock of the cache */
 };
 
 static struct sq *sq_of(struct store *st)
@@ -86,9 +110,18 @@ static int sq_fail(struct store *st, const char *what)
 	int ext = sqlite3_extended_errcode(db);
 
 	store__errorf(st, "%s: %s: %s", st->location, what, sqlite3_errmsg(db));
-	if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+	switch (ext) {
+	case SQLITE_CONSTRAINT_UNIQUE:
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+	case SQLITE_CONSTRAINT_ROWID:
 		return STORE_ECONFLICT;
-	return STORE_EIO;
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+	case SQLITE_CONSTRAINT_CHECK:
+	case SQLITE_CONSTRAINT_NOTNULL:
+		return STORE_ECONSTRAINT;
+	default:
+		return STORE_EIO;
+	}
 }
 
 /* A cached statement, reset and unbound by the caller via sq_release(). */
@@ -176,7 +209,7 @@ static int sq_exec(struct store *st, const char *sql, char *text_out, size_t tex
 		int rc = sq_exec_once(st, sql, text_out, text_len, &src);
 		if (rc == STORE_OK || (src & 0xff) != SQLITE_BUSY || mono_ms() >= deadline)
 			return rc;
-		struct timespec pause = {0, (attempt < 10 ? attempt : 10) * 5 * 1000000L};
+		struct timespec pause = { 0, (attempt < 10 ? attempt : 10) * 5 * 1000000L };
 		nanosleep(&pause, NULL);
 	}
 }
@@ -228,6 +261,10 @@ static void sq_close(struct store *st)
 		return;
 	for (int i = 0; i < SQ_STMT_COUNT; i++)
 		sqlite3_finalize(sq->stmt[i]);
+	for (int i = 0; i < SQ_CACHE_SIZE; i++) {
+		sqlite3_finalize(sq->cache[i].stmt);
+		free(sq->cache[i].sql);
+	}
 	if (sq->db) {
 		if (!sqlite3_get_autocommit(sq->db))
 			sqlite3_exec(sq->db, "ROLLBACK", NULL, NULL, NULL);
@@ -474,18 +511,280 @@ static int sq_setting_set(struct store *st, const char *key, const char *value, 
 	return rc;
 }
 
+/* ---- generic statements ------------------------------------------------ */
+
+/* Whether `tail` (what follows the first statement) holds no statement:
+ * asked of SQLite's own tokenizer, so comments and ';' count as nothing. */
+static bool sq_tail_is_empty(sqlite3 *db, const char *tail)
+{
+	sqlite3_stmt *t = NULL;
+	bool empty = sqlite3_prepare_v2(db, tail, -1, &t, NULL) == SQLITE_OK && !t;
+
+	sqlite3_finalize(t);
+	return empty;
+}
+
+/*
+ * The prepared statement for sql, from the cache or prepared now (then
+ * it replaces the least recently used entry).  Refuses SQL that is empty
+ * or holds more than one statement: sqlite3_prepare would silently
+ * ignore everything after the first.
+ */
+static sqlite3_stmt *sq_cache_get(struct store *st, const char *sql, int *rc_out)
+{
+	struct sq *sq = sq_of(st);
+	struct sq_cached *slot = NULL;
+	sqlite3_stmt *s = NULL;
+	const char *tail = NULL;
+
+	for (int i = 0; i < SQ_CACHE_SIZE; i++) {
+		struct sq_cached *c = &sq->cache[i];
+		if (c->sql && strcmp(c->sql, sql) == 0) {
+			c->last_used = ++sq->tick;
+			return c->stmt;
+		}
+		if (!slot || (slot->sql && (!c->sql || c->last_used < slot->last_used)))
+			slot = c;
+	}
+	if (sqlite3_prepare_v3(sq->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, &tail) != SQLITE_OK) {
+		*rc_out = sq_fail(st, "preparing statement");
+		return NULL;
+	}
+	if (!s) {
+		store__errorf(st, "SQL holds no statement");
+		*rc_out = STORE_EINVAL;
+		return NULL;
+	}
+	if (tail && !sq_tail_is_empty(sq->db, tail)) {
+		sqlite3_finalize(s);
+		store__errorf(st, "SQL holds more than one statement");
+		*rc_out = STORE_EINVAL;
+		return NULL;
+	}
+	sqlite3_finalize(slot->stmt);
+	free(slot->sql);
+	slot->sql = xstrdup(sql);
+	slot->stmt = s;
+	slot->last_used = ++sq->tick;
+	return s;
+}
+
+/* Bind without copying (SQLITE_STATIC): sq_run clears the bindings
+ * before it returns, so SQLite never keeps the caller's pointer. */
+static int sq_bind(struct store *st, sqlite3_stmt *s, int idx, const struct store_value *v)
+{
+	/* SQLite binds SQL NULL for a NULL pointer: give empty values one. */
+	const void *p = v->len ? v->p : "";
+	int src;
+
+	switch (v->type) {
+	case STORE_T_NULL:
+		src = sqlite3_bind_null(s, idx);
+		break;
+	case STORE_T_INT:
+		src = sqlite3_bind_int64(s, idx, v->i);
+		break;
+	case STORE_T_REAL:
+		src = sqlite3_bind_double(s, idx, v->d);
+		break;
+	case STORE_T_TEXT:
+		src = sqlite3_bind_text64(s, idx, p, v->len, SQLITE_STATIC, SQLITE_UTF8);
+		break;
+	case STORE_T_BLOB:
+		src = sqlite3_bind_blob64(s, idx, p, v->len, SQLITE_STATIC);
+		break;
+	default:
+		src = SQLITE_MISUSE;
+		break;
+	}
+	if (src == SQLITE_OK)
+		return STORE_OK;
+	store__errorf(st, "%s: binding parameter %d: %s", st->location, idx, sqlite3_errstr(src));
+	return src == SQLITE_TOOBIG || src == SQLITE_RANGE || src == SQLITE_MISUSE ? STORE_EINVAL : STORE_EIO;
+}
+
+/* A result shaped like the statement; column metadata is read after the
+ * first step, when SQLite has re-prepared a statement whose schema moved. */
+static int sq_rows_start(struct store *st, sqlite3_stmt *s, struct store_rows **rows_out)
+{
+	int ncols = sqlite3_column_count(s);
+	struct store_rows *r = store__rows_new((size_t)ncols);
+
+	*rows_out = r;
+	for (int c = 0; c < ncols; c++) {
+		int rc = store__rows_colname(st, r, (size_t)c, sqlite3_column_name(s, c));
+		if (rc)
+			return rc;
+	}
+	return STORE_OK;
+}
+
+/* Copy the current row into r. */
+static int sq_rows_push(struct store *st, sqlite3_stmt *s, struct store_rows *r)
+{
+	int ncols = sqlite3_column_count(s);
+
+	if ((size_t)ncols != store_rows_ncols(r)) {
+		store__errorf(st, "%s: the statement's columns changed while it ran", st->location);
+		return STORE_EIO;
+	}
+	for (int c = 0; c < ncols; c++) {
+		struct store_value v;
+		switch (sqlite3_column_type(s, c)) {
+		case SQLITE_INTEGER:
+			v = sv_int(sqlite3_column_int64(s, c));
+			break;
+		case SQLITE_FLOAT:
+			v = sv_real(sqlite3_column_double(s, c));
+			break;
+		case SQLITE_TEXT: {
+			const unsigned char *t = sqlite3_column_text(s, c);
+			if (!t)
+				return sq_fail(st, "reading a TEXT value"); /* out of memory */
+			v = sv_textn((const char *)t, (size_t)sqlite3_column_bytes(s, c));
+			break;
+		}
+		case SQLITE_BLOB: {
+			const void *b = sqlite3_column_blob(s, c);
+			int n = sqlite3_column_bytes(s, c);
+			if (!b && n > 0)
+				return sq_fail(st, "reading a BLOB value");
+			v = sv_blob(b, (size_t)n);
+			break;
+		}
+		default:
+			v = sv_null();
+			break;
+		}
+		int rc = store__rows_push(st, r, &v);
+		if (rc)
+			return rc;
+	}
+	return STORE_OK;
+}
+
+static int sq_run(struct store *st, const char *sql, const struct store_value *params, size_t nparams,
+                  int64_t *changes_out, struct store_rows **rows_out)
+{
+	struct sq *sq = sq_of(st);
+	struct store_rows *rows = NULL;
+	int rc = STORE_OK;
+	sqlite3_stmt *s;
+
+	if (rows_out)
+		*rows_out = NULL;
+	if (changes_out)
+		*changes_out = 0;
+	s = sq_cache_get(st, sql, &rc);
+	if (!s)
+		return rc;
+	int want = sqlite3_bind_parameter_count(s);
+	if ((size_t)want != nparams) {
+		store__errorf(st, "the statement has %d placeholder%s but %zu parameter%s were given", want,
+		              want == 1 ? "" : "s", nparams, nparams == 1 ? "" : "s");
+		rc = STORE_EINVAL;
+		goto out;
+	}
+	for (size_t i = 0; i < nparams; i++) {
+		rc = sq_bind(st, s, (int)i + 1, &params[i]);
+		if (rc)
+			goto out;
+	}
+
+	sqlite3_int64 total_before = sqlite3_total_changes64(sq->db);
+	int64_t deadline = mono_ms() + SQ_BUSY_TIMEOUT_MS;
+	for (int attempt = 1;; attempt++) {
+		size_t got = 0;
+		int src;
+		while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+			if (rows_out && !rows) {
+				rc = sq_rows_start(st, s, &rows);
+				if (rc)
+					goto out;
+			}
+			if (rows) {
+				rc = sq_rows_push(st, s, rows);
+				if (rc)
+					goto out;
+			}
+			got++;
+		}
+		if (src == SQLITE_DONE)
+			break;
+		/* The busy handler already waited, but some lock conflicts skip
+		 * it (see sq_exec).  A statement that is its own transaction and
+		 * failed before producing a row changed nothing: run it again. */
+		if ((src & 0xff) == SQLITE_BUSY && got == 0 && sqlite3_get_autocommit(sq->db) &&
+		    mono_ms() < deadline) {
+			sqlite3_reset(s);
+			struct timespec pause = { 0, (attempt < 10 ? attempt : 10) * 5 * 1000000L };
+			nanosleep(&pause, NULL);
+			continue;
+		}
+		rc = sq_fail(st, rows_out ? "query" : "exec");
+		goto out;
+	}
+	if (rows_out && !rows)
+		rc = sq_rows_start(st, s, &rows); /* no row: the columns still count */
+	/* sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE
+	 * that completed, also across a SELECT or DDL: trust it only when
+	 * this statement changed something. */
+	if (changes_out && sqlite3_total_changes64(sq->db) != total_before)
+		*changes_out = sqlite3_changes64(sq->db);
+out:
+	sq_release(s);
+	if (rc)
+		store_rows_free(rows);
+	else if (rows_out)
+		*rows_out = rows;
+	return rc;
+}
+
+static int sq_begin(struct store *st)
+{
+	/* IMMEDIATE: the write lock now, so no statement inside can hit
+	 * SQLITE_BUSY on the way from reading to writing. */
+	return sq_exec(st, "BEGIN IMMEDIATE", NULL, 0);
+}
+
+static int sq_commit(struct store *st)
+{
+	return sq_migrate_end(st, true);
+}
+
+static int sq_rollback(struct store *st)
+{
+	sqlite3 *db = sq_of(st)->db;
+
+	if (sqlite3_get_autocommit(db))
+		return STORE_OK;
+	if (sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+		return sq_fail(st, "ROLLBACK");
+	return STORE_OK;
+}
+
+static bool sq_in_transaction(struct store *st)
+{
+	return !sqlite3_get_autocommit(sq_of(st)->db);
+}
+
 const struct store_backend store__sqlite_backend = {
-    .name = "sqlite",
-    .open = sq_open,
-    .close = sq_close,
-    .schema_version = sq_schema_version,
-    .configure = sq_configure,
-    .migrate_begin = sq_migrate_begin,
-    .exec_migration = sq_exec_migration,
-    .migrate_end = sq_migrate_end,
-    .ping = sq_ping,
-    .setting_get = sq_setting_get,
-    .setting_set = sq_setting_set,
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.schema_version = sq_schema_version,
+	.configure = sq_configure,
+	.migrate_begin = sq_migrate_begin,
+	.exec_migration = sq_exec_migration,
+	.migrate_end = sq_migrate_end,
+	.ping = sq_ping,
+	.setting_get = sq_setting_get,
+	.setting_set = sq_setting_set,
+	.run = sq_run,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.in_transaction = sq_in_transaction,
 };
 
 struct sqlite3 *store__sqlite_db(struct store *st)

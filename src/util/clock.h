@@ -26,7 +26,7 @@ static inline int64_t clock_wall_ms(void)
 
 static inline struct timeval clock_tv_ms(int ms)
 {
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 	return tv;
 }
 

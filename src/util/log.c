@@ -17,7 +17,7 @@
 static enum log_level g_level = LOG_INFO;
 static enum log_format g_format = LOG_TEXT;
 
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 void log_setup(enum log_level level, enum log_format format)
 {

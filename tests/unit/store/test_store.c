@@ -182,20 +182,21 @@ static void make_newer_db(const char *path, bool wal)
 /* ---- migrations ------------------------------------------------------- */
 
 static const char *const all_tables[] = {
-    "users",         "sessions",       "providers",         "provider_keys",
-    "models",        "model_mappings", "client_keys",       "request_logs",
-    "health_checks", "settings",       "schema_migrations",
+	"users",         "sessions",      "login_attempts", "providers",
+	"provider_keys", "models",        "model_mappings", "client_keys",
+	"request_logs",  "health_checks", "settings",       "schema_migrations",
 };
 
 static const char *const all_indexes[] = {
-    "sessions_expires_at",
-    "provider_keys_provider_id",
-    "model_mappings_client_model",
-    "request_logs_created_at",
-    "request_logs_provider_id_created_at",
-    "request_logs_client_key_id_created_at",
-    "request_logs_status_code_created_at",
-    "health_checks_provider_id_checked_at",
+	"sessions_expires_at",
+	"login_attempts_scope_at",
+	"provider_keys_provider_id",
+	"model_mappings_provider_id",
+	"request_logs_created_at",
+	"request_logs_provider_id_created_at",
+	"request_logs_client_key_id_created_at",
+	"request_logs_status_code_created_at",
+	"health_checks_provider_id_checked_at",
 };
 
 Test(store, fresh_open_migrates_every_table)
@@ -237,7 +238,7 @@ Test(store, migrations_are_contiguous_and_render)
 		cr_assert_eq(m[i].version, (int)i + 1, "migration %zu has version %d", i, m[i].version);
 	cr_assert_eq(migrations_latest(), (int)n);
 
-	const struct migration_placeholder ph[] = {{"ID", "BIGSERIAL PRIMARY KEY"}, {"BLOB", "BYTEA"}};
+	const struct migration_placeholder ph[] = { { "ID", "BIGSERIAL PRIMARY KEY" }, { "BLOB", "BYTEA" } };
 	char err[128] = "";
 	char *out = migrations_render("a {{ID}}, b {{BLOB}}, c {{ID}};", ph, 2, err, sizeof(err));
 	cr_assert_not_null(out, "%s", err);
@@ -249,7 +250,7 @@ Test(store, migrations_are_contiguous_and_render)
 	cr_assert_null(migrations_render("x {{ID", ph, 2, err, sizeof(err)));
 
 	/* Every placeholder the real migrations use is one every back-end knows. */
-	const struct migration_placeholder all[] = {{"ID", ""}, {"BLOB", ""}, {"REAL", ""}};
+	const struct migration_placeholder all[] = { { "ID", "" }, { "BLOB", "" }, { "REAL", "" } };
 	for (size_t i = 0; i < n; i++) {
 		out = migrations_render(m[i].sql, all, 3, err, sizeof(err));
 		cr_assert_not_null(out, "migration %d: %s", m[i].version, err);
@@ -336,7 +337,7 @@ Test(store, concurrent_first_open_migrates_once)
 		snprintf(path, sizeof(path), "%s/race%d.db", g_dir, round);
 		pthread_barrier_init(&barrier, NULL, THREADS);
 		for (int i = 0; i < THREADS; i++) {
-			r[i] = (struct race){.barrier = &barrier, .path = path};
+			r[i] = (struct race){ .barrier = &barrier, .path = path };
 			cr_assert_eq(pthread_create(&th[i], NULL, race_open, &r[i]), 0);
 		}
 		for (int i = 0; i < THREADS; i++)
@@ -626,13 +627,13 @@ Test(store, settings_get_set_upsert)
 Test(store, settings_sql_metacharacters_verbatim)
 {
 	static const char *const nasty[] = {
-	    "it's",
-	    "\"quoted\"",
-	    "'; DROP TABLE settings; --",
-	    "x'00' || ?1 || %s %n {{ID}}",
-	    "line1\nline2\r\n\ttab",
-	    "unicode: \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
-	    "back\\slash",
+		"it's",
+		"\"quoted\"",
+		"'; DROP TABLE settings; --",
+		"x'00' || ?1 || %s %n {{ID}}",
+		"line1\nline2\r\n\ttab",
+		"unicode: \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+		"back\\slash",
 	};
 	struct store *st = open_ok(g_db, STORE_MIGRATE);
 

@@ -60,8 +60,17 @@ _build: $(BUILD)/fusion
 _test: $(BUILD)/fusion $(BUILD)/asan/fusion $(BUILD)/asan/unit_tests $(TOOL_BINS)
 	@$(MAKE) --no-print-directory unit e2e ui
 
-unit: $(BUILD)/asan/unit_tests
+unit: $(BUILD)/asan/unit_tests $(BUILD)/tsan/snapshot_concurrency
 	scripts/run-unit.sh $(BUILD)/asan/unit_tests
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(BUILD)/tsan/snapshot_concurrency
+
+# The snapshot's cross-thread publication, once more under ThreadSanitizer
+# (Criterion cannot run under TSan, so this test has a small runner of its own).
+TSAN_SRCS := $(shell find src/util src/store src/auth src/gateway -name '*.c' | sort)
+$(BUILD)/tsan/snapshot_concurrency: tests/unit/gateway/test_snapshot_concurrency.c $(TSAN_SRCS) | $(BUILD)/gen/version.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE -DSNAPSHOT_TEST_NO_CRITERION -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -O1 -g \
+		-fsanitize=thread -o $@ $(TSAN_SRCS) $< $(LDLIBS)
 
 # End-to-end tests drive the sanitized binary, so a memory error or leak
 # in the server fails them (it exits non-zero and the tests check for 0).

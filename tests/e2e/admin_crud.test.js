@@ -106,7 +106,8 @@ describe('admin CRUD', () => {
     res = await call('GET', `/api/admin/providers/${p.id}`);
     assert.equal(res.status, 200, show(res));
     assert.equal(res.json.name, 'crud-provider');
-    assert.equal(res.json.api_key === undefined || !res.text.includes('sk-ant-crud-0123456789abcdef'), true);
+    assert.ok(!res.text.includes('sk-ant-crud-0123456789abcdef'), 'the key is not shown in clear');
+    assert.ok(res.json.api_key.endsWith('cdef'), `masked key: ${res.json.api_key}`);
 
     const list = await listOf('/api/admin/providers');
     assert.ok(list.data.some((x) => x.id === p.id));

@@ -382,7 +382,7 @@ void crud_list(struct crud_ctx *c, const struct resource *res)
 	int64_t page = 1, page_size = PAGE_SIZE_DEFAULT;
 	char where[SQL_MAX] = "";
 	size_t wl = 0;
-	struct store_value params[16];
+	struct store_value params[18]; /* filters (≤ 15) + limit + offset */
 	size_t np = 0;
 	struct assigns tmp = { .n = 0 };
 	int fail = 0;

@@ -6,38 +6,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { api, assertError, login, show, stopClean } from '../lib/admin.js';
 import { parseResponse, rawExchange, startFusion } from '../lib/harness.js';
 
 const ADMIN_PASSWORD = 'correct-horse-battery-9';
 
 // ---- helpers -------------------------------------------------------------
-
-// One JSON call with fetch: { status, headers, text, json }.
-async function api(f, method, p, { token, cookie, body, headers = {} } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  if (cookie) h.cookie = cookie;
-  let payload;
-  if (body !== undefined) {
-    payload = typeof body === 'string' ? body : JSON.stringify(body);
-    h['content-type'] ??= 'application/json';
-  }
-  const r = await fetch(f.baseUrl + p, { method, headers: h, body: payload });
-  const text = await r.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = undefined; }
-  return { status: r.status, headers: r.headers, text, json };
-}
-
-function describeRes(res) {
-  return `${res.status} ${res.text?.slice(0, 300)}`;
-}
-
-async function login(f, username = 'admin', password = ADMIN_PASSWORD) {
-  const res = await api(f, 'POST', '/api/auth/login', { body: { username, password } });
-  assert.equal(res.status, 200, `login ${username}: ${describeRes(res)}`);
-  return res.json.token;
-}
 
 // A login from a chosen loopback source address (127.0.0.0/8 is all
 // loopback on Linux), so throttling per address can be told apart from
@@ -65,10 +39,9 @@ function loginFrom(f, localAddress, username, password) {
   });
 }
 
+// A JSON error answer with this status and, when given, this error code.
 function assertJsonError(res, status, code) {
-  assert.equal(res.status, status, describeRes(res));
-  assert.match(res.headers.get ? res.headers.get('content-type') : res.headers['content-type'], /^application\/json/);
-  assert.equal(typeof res.json?.error?.message, 'string', res.text);
+  assertError(res, status);
   if (code) assert.equal(res.json.error.code, code, res.text);
 }
 
@@ -90,7 +63,7 @@ describe('first start', () => {
     const f = await startFusion();
     try {
       let res = await api(f, 'POST', '/api/auth/login', { body: { username: 'admin', password: 'admin' } });
-      assert.equal(res.status, 200, describeRes(res));
+      assert.equal(res.status, 200, show(res));
       assert.equal(res.json.must_change_password, true);
       const first = res.json.token;
 
@@ -110,7 +83,7 @@ describe('first start', () => {
       }
       // Who am I still answers, and says so.
       res = await api(f, 'GET', '/api/auth/me', { token: first });
-      assert.equal(res.status, 200, describeRes(res));
+      assert.equal(res.status, 200, show(res));
       assert.equal(res.json.must_change_password, true);
 
       // The new password needs at least 8 characters.
@@ -118,12 +91,12 @@ describe('first start', () => {
       assertJsonError(res, 400);
       assert.match(res.json.error.message, /new_password/);
       res = await api(f, 'POST', '/api/auth/password', { token: first, body: { current_password: 'not-admin', new_password: 'a-new-password' } });
-      assert.ok(res.status === 400 || res.status === 401 || res.status === 403, describeRes(res));
+      assert.ok(res.status === 400 || res.status === 401 || res.status === 403, show(res));
       // Still blocked after those failures.
       assertJsonError(await api(f, 'GET', '/api/admin/providers', { token: first }), 403, 'password_change_required');
 
       res = await api(f, 'POST', '/api/auth/password', { token: first, body: { current_password: 'admin', new_password: 'a-new-password' } });
-      assert.equal(res.status, 200, describeRes(res));
+      assert.equal(res.status, 200, show(res));
       const second = res.json.token;
       assert.match(second, /^fs_[A-Za-z0-9_-]{43}$/);
       assert.notEqual(second, first);
@@ -135,14 +108,14 @@ describe('first start', () => {
 
       // The new one works everywhere.
       res = await api(f, 'GET', '/api/admin/providers', { token: second });
-      assert.equal(res.status, 200, describeRes(res));
+      assert.equal(res.status, 200, show(res));
       res = await api(f, 'GET', '/api/auth/me', { token: second });
       assert.equal(res.json.must_change_password, false);
 
       // The seed payload, byte for byte, with config as a JSON string.
       const seed = '{"name":"my-provider","type":"openai","config":"{\\"baseUrl\\":\\"https://api.openai.com/v1\\",\\"apiKey\\":\\"sk-xxx\\"}","priority":100,"enabled":true}';
       res = await api(f, 'POST', '/api/admin/providers', { token: second, body: seed });
-      assert.equal(res.status, 201, describeRes(res));
+      assert.equal(res.status, 201, show(res));
       assert.equal(res.json.name, 'my-provider');
       assert.equal(res.json.type, 'openai');
       assert.equal(res.json.base_url, 'https://api.openai.com/v1');
@@ -156,7 +129,7 @@ describe('first start', () => {
         token: second,
         body: { name: 'my-provider-2', type: 'anthropic', config: { baseUrl: 'https://api.anthropic.com', apiKey: objKey }, priority: 5, enabled: false },
       });
-      assert.equal(res.status, 201, describeRes(res));
+      assert.equal(res.status, 201, show(res));
       assert.equal(res.json.base_url, 'https://api.anthropic.com');
       assert.equal(res.json.enabled, false);
 
@@ -179,7 +152,7 @@ describe('first start', () => {
       assert.equal(res.status, 200);
       assert.equal(res.json.must_change_password, false);
     } finally {
-      assert.equal((await f.stop()).code, 0);
+      await stopClean(f);
     }
   });
 
@@ -188,12 +161,12 @@ describe('first start', () => {
     try {
       assertJsonError(await api(f, 'POST', '/api/auth/login', { body: { username: 'admin', password: 'admin' } }), 401);
       const res = await api(f, 'POST', '/api/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
-      assert.equal(res.status, 200, describeRes(res));
+      assert.equal(res.status, 200, show(res));
       assert.equal(res.json.must_change_password, false);
       const list = await api(f, 'GET', '/api/admin/providers', { token: res.json.token });
-      assert.equal(list.status, 200, describeRes(list));
+      assert.equal(list.status, 200, show(list));
     } finally {
-      assert.equal((await f.stop()).code, 0);
+      await stopClean(f);
     }
   });
 });
@@ -203,11 +176,11 @@ describe('first start', () => {
 describe('login and sessions', () => {
   let f;
   before(async () => { f = await startFusion({ env: { FUSION_ADMIN_PASSWORD: ADMIN_PASSWORD } }); });
-  after(async () => { assert.equal((await f.stop()).code, 0); });
+  after(async () => { await stopClean(f); });
 
   test('login answers token, user, must_change_password, expires_at and an HttpOnly SameSite=Strict cookie', async () => {
     const res = await api(f, 'POST', '/api/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
-    assert.equal(res.status, 200, describeRes(res));
+    assert.equal(res.status, 200, show(res));
     assert.deepEqual(Object.keys(res.json).sort(), ['expires_at', 'must_change_password', 'token', 'user']);
     // 256 random bits: fs_ + 43 base64url characters (at least 128 bits required).
     assert.match(res.json.token, /^fs_[A-Za-z0-9_-]{43}$/);
@@ -226,19 +199,19 @@ describe('login and sessions', () => {
     assert.match(cookie, /;\s*SameSite=Strict/i);
 
     // Two logins, two different tokens.
-    const again = await login(f);
+    const again = await login(f, 'admin', ADMIN_PASSWORD);
     assert.notEqual(again, res.json.token);
   });
 
   test('/api/auth/me answers with the Bearer token and with the cookie', async () => {
-    const token = await login(f);
+    const token = await login(f, 'admin', ADMIN_PASSWORD);
     let res = await api(f, 'GET', '/api/auth/me', { token });
-    assert.equal(res.status, 200, describeRes(res));
+    assert.equal(res.status, 200, show(res));
     assert.equal(res.json.user.username, 'admin');
     assert.equal(res.json.user.is_admin, true);
     assert.equal(res.json.must_change_password, false);
     res = await api(f, 'GET', '/api/auth/me', { cookie: `fusion_session=${token}` });
-    assert.equal(res.status, 200, describeRes(res));
+    assert.equal(res.status, 200, show(res));
     assert.equal(res.json.user.username, 'admin');
     res = await api(f, 'GET', '/api/auth/me', { cookie: `theme=dark; fusion_session=${token}; other=1` });
     assert.equal(res.status, 200, 'the session cookie is found among others');
@@ -250,10 +223,10 @@ describe('login and sessions', () => {
   });
 
   test('logout revokes the token and clears the cookie', async () => {
-    const token = await login(f);
-    const other = await login(f);
+    const token = await login(f, 'admin', ADMIN_PASSWORD);
+    const other = await login(f, 'admin', ADMIN_PASSWORD);
     let res = await api(f, 'POST', '/api/auth/logout', { token });
-    assert.equal(res.status, 200, describeRes(res));
+    assert.equal(res.status, 200, show(res));
     const cleared = res.headers.get('set-cookie');
     assert.ok(cleared, 'logout sends Set-Cookie');
     assert.match(cleared, /^fusion_session=(;|$)/, `cookie value emptied: ${cleared}`);
@@ -265,9 +238,9 @@ describe('login and sessions', () => {
     assert.equal((await api(f, 'GET', '/api/auth/me', { token: other })).status, 200);
 
     // Logout by cookie (the web UI's way).
-    const viaCookie = await login(f);
+    const viaCookie = await login(f, 'admin', ADMIN_PASSWORD);
     res = await api(f, 'POST', '/api/auth/logout', { cookie: `fusion_session=${viaCookie}`, headers: { 'x-requested-with': 'XMLHttpRequest' } });
-    assert.equal(res.status, 200, describeRes(res));
+    assert.equal(res.status, 200, show(res));
     assertJsonError(await api(f, 'GET', '/api/auth/me', { cookie: `fusion_session=${viaCookie}` }), 401);
   });
 
@@ -310,10 +283,10 @@ describe('CSRF rule for cookie-authenticated changes', () => {
   const origin = () => `http://127.0.0.1:${f.port}`;
   before(async () => {
     f = await startFusion({ env: { FUSION_ADMIN_PASSWORD: ADMIN_PASSWORD } });
-    token = await login(f);
+    token = await login(f, 'admin', ADMIN_PASSWORD);
     cookie = `fusion_session=${token}`;
   });
-  after(async () => { assert.equal((await f.stop()).code, 0); });
+  after(async () => { await stopClean(f); });
 
   async function names() {
     const res = await api(f, 'GET', '/api/admin/providers?page_size=200', { token });
@@ -323,7 +296,7 @@ describe('CSRF rule for cookie-authenticated changes', () => {
 
   test('cookie alone: POST, PUT and DELETE are refused with csrf_check_failed and change nothing', async () => {
     const made = await api(f, 'POST', '/api/admin/providers', { token, body: { name: 'csrf-target', type: 'openai', base_url: 'https://a.example' } });
-    assert.equal(made.status, 201, describeRes(made));
+    assert.equal(made.status, 201, show(made));
     const id = made.json.id;
     const attempts = [
       ['POST', '/api/admin/providers', { name: 'csrf-new', type: 'openai', base_url: 'https://a.example' }],
@@ -353,38 +326,38 @@ describe('CSRF rule for cookie-authenticated changes', () => {
   test('cookie with X-Requested-With works', async () => {
     const headers = { 'x-requested-with': 'XMLHttpRequest' };
     let res = await api(f, 'POST', '/api/admin/providers', { cookie, headers, body: { name: 'xrw', type: 'openai', base_url: 'https://a.example' } });
-    assert.equal(res.status, 201, describeRes(res));
+    assert.equal(res.status, 201, show(res));
     const id = res.json.id;
     res = await api(f, 'PUT', `/api/admin/providers/${id}`, { cookie, headers, body: { priority: 7 } });
-    assert.equal(res.status, 200, describeRes(res));
+    assert.equal(res.status, 200, show(res));
     assert.equal(res.json.priority, 7);
     res = await api(f, 'DELETE', `/api/admin/providers/${id}`, { cookie, headers });
-    assert.equal(res.status, 200, describeRes(res));
+    assert.equal(res.status, 200, show(res));
     assert.ok(!(await names()).includes('xrw'));
   });
 
   test('cookie with an Origin equal to this server works', async () => {
     const headers = { origin: origin() };
     let res = await api(f, 'POST', '/api/admin/providers', { cookie, headers, body: { name: 'same-origin', type: 'gemini', base_url: 'https://g.example' } });
-    assert.equal(res.status, 201, describeRes(res));
+    assert.equal(res.status, 201, show(res));
     const id = res.json.id;
     res = await api(f, 'PUT', `/api/admin/providers/${id}`, { cookie, headers, body: { priority: 3 } });
-    assert.equal(res.status, 200, describeRes(res));
+    assert.equal(res.status, 200, show(res));
     res = await api(f, 'DELETE', `/api/admin/providers/${id}`, { cookie, headers });
-    assert.equal(res.status, 200, describeRes(res));
+    assert.equal(res.status, 200, show(res));
   });
 
   test('Bearer calls need neither header; cookie GETs need neither', async () => {
     let res = await api(f, 'POST', '/api/admin/providers', { token, body: { name: 'bearer', type: 'openai', base_url: 'https://a.example' } });
-    assert.equal(res.status, 201, describeRes(res));
+    assert.equal(res.status, 201, show(res));
     const id = res.json.id;
     res = await api(f, 'PUT', `/api/admin/providers/${id}`, { token, body: { priority: 2 } });
-    assert.equal(res.status, 200, describeRes(res));
+    assert.equal(res.status, 200, show(res));
     res = await api(f, 'DELETE', `/api/admin/providers/${id}`, { token });
-    assert.equal(res.status, 200, describeRes(res));
+    assert.equal(res.status, 200, show(res));
     for (const p of ['/api/admin/providers', '/api/admin/settings', '/api/admin/users', '/api/admin/keys', '/api/auth/me']) {
       res = await api(f, 'GET', p, { cookie });
-      assert.equal(res.status, 200, `${p}: ${describeRes(res)}`);
+      assert.equal(res.status, 200, `${p}: ${show(res)}`);
     }
   });
 });
@@ -395,11 +368,11 @@ describe('admin paths without credentials', () => {
   const SECRET_NAME = 'provider-only-for-admins';
   before(async () => {
     f = await startFusion({ env: { FUSION_ADMIN_PASSWORD: ADMIN_PASSWORD } });
-    token = await login(f);
+    token = await login(f, 'admin', ADMIN_PASSWORD);
     const res = await api(f, 'POST', '/api/admin/providers', { token, body: { name: SECRET_NAME, type: 'openai', base_url: 'https://a.example' } });
-    assert.equal(res.status, 201, describeRes(res));
+    assert.equal(res.status, 201, show(res));
   });
-  after(async () => { assert.equal((await f.stop()).code, 0); });
+  after(async () => { await stopClean(f); });
 
   test('every /api/admin path and method answers 401 JSON', async () => {
     const paths = ['/api/admin', '/api/admin/', '/api/admin/providers', '/api/admin/providers/1', '/api/admin/providers/1/keys',
@@ -475,9 +448,9 @@ describe('login throttling', () => {
   // Each test has a gateway of its own: throttling state is in its database.
   async function gatewayWithBob() {
     const f = await startFusion({ env: { FUSION_ADMIN_PASSWORD: ADMIN_PASSWORD } });
-    const token = await login(f);
+    const token = await login(f, 'admin', ADMIN_PASSWORD);
     const res = await api(f, 'POST', '/api/admin/users', { token, body: { username: 'bob', password: 'bob-password-1', is_admin: false } });
-    assert.equal(res.status, 201, describeRes(res));
+    assert.equal(res.status, 201, show(res));
     return { f, token };
   }
 
@@ -506,7 +479,7 @@ describe('login throttling', () => {
       // Sessions that already exist keep working.
       assert.equal((await api(f, 'GET', '/api/admin/providers', { token })).status, 200);
     } finally {
-      assert.equal((await f.stop()).code, 0, 'gateway exits cleanly');
+      await stopClean(f);
     }
   });
 
@@ -523,7 +496,7 @@ describe('login throttling', () => {
       const bob = await loginFrom(f, '127.0.0.31', 'bob', 'bob-password-1');
       assert.equal(bob.status, 200, bob.text);
     } finally {
-      assert.equal((await f.stop()).code, 0, 'gateway exits cleanly');
+      await stopClean(f);
     }
   });
 });

@@ -6,48 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { api, assertError, login, show, stopClean } from '../lib/admin.js';
 import { startFusion, tempDir } from '../lib/harness.js';
 
 const ADMIN_PASSWORD = 'crud-admin-password-1';
-
-async function api(f, method, p, { token, body, headers = {} } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  let payload;
-  if (body !== undefined) {
-    payload = typeof body === 'string' ? body : JSON.stringify(body);
-    h['content-type'] ??= 'application/json';
-  }
-  const r = await fetch(f.baseUrl + p, { method, headers: h, body: payload });
-  const text = await r.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = undefined; }
-  return { status: r.status, headers: r.headers, text, json };
-}
-
-// Stop the gateway; it must exit 0 (a sanitizer report makes it exit non-zero).
-async function stopClean(f) {
-  const { code, signal } = await f.stop();
-  const logs = f.logs();
-  const i = logs.search(/ERROR: AddressSanitizer|runtime error|ERROR: LeakSanitizer/);
-  assert.equal(code, 0, `gateway exited ${code ?? signal}:\n${i >= 0 ? logs.slice(i, i + 4000) : logs.slice(-3000)}`);
-}
-
-const show = (res) => `${res.status} ${res.text.slice(0, 400)}`;
-
-async function login(f, username = 'admin', password = ADMIN_PASSWORD) {
-  const res = await api(f, 'POST', '/api/auth/login', { body: { username, password } });
-  assert.equal(res.status, 200, `login ${username}: ${show(res)}`);
-  return res.json.token;
-}
-
-// A 4xx answer in the JSON error format whose message names `field`.
-function assertError(res, status, field) {
-  assert.equal(res.status, status, show(res));
-  assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
-  assert.equal(typeof res.json?.error?.message, 'string', res.text);
-  if (field) assert.ok(res.json.error.message.includes(field), `message names ${field}: ${res.json.error.message}`);
-}
 
 function assertList(res, { page = 1, pageSize = 20 } = {}) {
   assert.equal(res.status, 200, show(res));
@@ -80,7 +42,7 @@ describe('admin CRUD', () => {
 
   before(async () => {
     f = await startFusion({ env: { FUSION_ADMIN_PASSWORD: ADMIN_PASSWORD } });
-    token = await login(f);
+    token = await login(f, 'admin', ADMIN_PASSWORD);
   });
   after(async () => { await stopClean(f); });
 
@@ -589,14 +551,14 @@ describe('settings persist across a restart', () => {
     const dir = tempDir();
     try {
       let f = await startFusion({ dir, env: { FUSION_ADMIN_PASSWORD: ADMIN_PASSWORD } });
-      let token = await login(f);
+      let token = await login(f, 'admin', ADMIN_PASSWORD);
       let res = await api(f, 'PUT', '/api/admin/settings', { token, body: { log_retention_days: 11, health_check_interval_seconds: 0, log_body_max_bytes: 1024 } });
       assert.equal(res.status, 200, show(res));
       await stopClean(f);
 
       f = await startFusion({ dir, env: { FUSION_ADMIN_PASSWORD: 'a-different-password' } });
       // The admin already exists: FUSION_ADMIN_PASSWORD does not reset it.
-      token = await login(f);
+      token = await login(f, 'admin', ADMIN_PASSWORD);
       res = await api(f, 'GET', '/api/admin/settings', { token });
       assert.equal(res.status, 200, show(res));
       assert.equal(res.json.log_retention_days, 11);

@@ -5,25 +5,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { login, stopClean } from '../lib/admin.js';
 import { startFusion, tempDir } from '../lib/harness.js';
 
 const ADMIN_PASSWORD = 'durability-admin-pw';
 const BURST = 100;
 const KILL_AFTER_ACKS = 40;
 
-async function login(f) {
-  const r = await fetch(f.baseUrl + '/api/auth/login', {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
-  });
-  assert.equal(r.status, 200);
-  return (await r.json()).token;
-}
-
 test('acknowledged provider creations survive kill -9 mid-burst', async () => {
   const dir = tempDir();
   try {
     let f = await startFusion({ dir, env: { FUSION_ADMIN_PASSWORD: ADMIN_PASSWORD } });
-    let token = await login(f);
+    let token = await login(f, 'admin', ADMIN_PASSWORD);
     const acked = [];
     let failedAt = -1;
     let killed = false;
@@ -68,14 +61,13 @@ test('acknowledged provider creations survive kill -9 mid-burst', async () => {
 
     // The gateway starts again on that database and lists them.
     f = await startFusion({ dir, env: { FUSION_ADMIN_PASSWORD: ADMIN_PASSWORD } });
-    token = await login(f);
+    token = await login(f, 'admin', ADMIN_PASSWORD);
     const r = await fetch(f.baseUrl + '/api/admin/providers?page_size=200', { headers: { authorization: `Bearer ${token}` } });
     assert.equal(r.status, 200);
     const listed = new Set((await r.json()).data.map((p) => p.name));
     for (const name of acked) assert.ok(listed.has(name), `${name} not listed after restart`);
     assert.equal(listed.size, stored.size);
-    const { code } = await f.stop({ keepDir: true });
-    assert.equal(code, 0);
+    await stopClean(f, { keepDir: true });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,41 +4,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { api, assertError, login, show, stopClean } from '../lib/admin.js';
 import { startFusion } from '../lib/harness.js';
 
 const ADMIN_PASSWORD = 'hostile-admin-password';
-
-async function api(f, method, p, { token, body, headers = {} } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  let payload;
-  if (body !== undefined) {
-    payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
-    h['content-type'] ??= 'application/json';
-  }
-  const r = await fetch(f.baseUrl + p, { method, headers: h, body: payload });
-  const text = await r.text();
-  let json;
-  try { json = JSON.parse(text); } catch { json = undefined; }
-  return { status: r.status, headers: r.headers, text, json };
-}
-
-const show = (res) => `${res.status} ${res.text.slice(0, 300)}`;
-
-async function stopClean(f) {
-  const { code, signal } = await f.stop();
-  const logs = f.logs();
-  const i = logs.search(/ERROR: AddressSanitizer|runtime error|ERROR: LeakSanitizer/);
-  assert.equal(code, 0, `gateway exited ${code ?? signal}:\n${i >= 0 ? logs.slice(i, i + 4000) : logs.slice(-3000)}`);
-}
-
-function assertError(res, statuses, field) {
-  statuses = [].concat(statuses);
-  assert.ok(statuses.includes(res.status), `want ${statuses}: ${show(res)}`);
-  assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
-  assert.equal(typeof res.json?.error?.message, 'string', res.text);
-  if (field) assert.ok(res.json.error.message.includes(field), `message names ${field}: ${res.json.error.message}`);
-}
 
 describe('hostile input', () => {
   let f;
@@ -56,9 +25,7 @@ describe('hostile input', () => {
 
   before(async () => {
     f = await startFusion({ env: { FUSION_ADMIN_PASSWORD: ADMIN_PASSWORD } });
-    const res = await api(f, 'POST', '/api/auth/login', { body: { username: 'admin', password: ADMIN_PASSWORD } });
-    assert.equal(res.status, 200, show(res));
-    token = res.json.token;
+    token = await login(f, 'admin', ADMIN_PASSWORD);
     const p = await call('POST', '/api/admin/providers', { name: 'base', type: 'openai', base_url: 'https://a.example' });
     assert.equal(p.status, 201, show(p));
     providerId = p.json.id;

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { api as adminApi, show, stopClean } from '../lib/admin.js';
 import { runFusion, startFusion, tempDir } from '../lib/harness.js';
 
 const ADMIN_PASSWORD = 'secrets-admin-password';
@@ -16,30 +17,11 @@ const ADMIN_PASSWORD = 'secrets-admin-password';
 // Every response of this file, for the leak checks.
 const recorded = [];
 
-async function api(f, method, p, { token, body, headers = {} } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  let payload;
-  if (body !== undefined) {
-    payload = typeof body === 'string' ? body : JSON.stringify(body);
-    h['content-type'] ??= 'application/json';
-  }
-  const r = await fetch(f.baseUrl + p, { method, headers: h, body: payload });
-  const text = await r.text();
-  recorded.push({ what: `${method} ${p} → ${r.status}`, headers: [...r.headers].map(([k, v]) => `${k}: ${v}`).join('\n'), text });
-  let json;
-  try { json = JSON.parse(text); } catch { json = undefined; }
-  return { status: r.status, headers: r.headers, text, json };
-}
-
-const show = (res) => `${res.status} ${res.text.slice(0, 300)}`;
-
-async function stopClean(f, opts) {
-  const { code, signal } = await f.stop(opts);
-  const logs = f.logs();
-  const i = logs.search(/ERROR: AddressSanitizer|runtime error|ERROR: LeakSanitizer/);
-  assert.equal(code, 0, `gateway exited ${code ?? signal}:\n${i >= 0 ? logs.slice(i, i + 4000) : logs.slice(-3000)}`);
-}
+// Every call of this file goes through the shared api() and is recorded.
+const api = (f, method, p, opts = {}) => adminApi(f, method, p, {
+  ...opts,
+  onResponse: (r) => recorded.push({ what: `${method} ${p} → ${r.status}`, headers: [...r.headers].map(([k, v]) => `${k}: ${v}`).join('\n'), text: r.text }),
+});
 
 const hex = (n) => randomBytes(n).toString('hex');
 

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+
+#include "testutil.h"
 #include <sodium.h>
 
 #include "auth/secrets.h"
@@ -32,28 +34,14 @@ static void setup(void)
 {
 	cr_assert_geq(sodium_init(), 0, "sodium_init failed");
 	log_setup(LOG_WARN, LOG_TEXT); /* keep "created master key file" out of the output */
-	snprintf(g_dir, sizeof(g_dir), "/tmp/fusion-secrets-XXXXXX");
-	cr_assert_not_null(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
+	testutil_mkdtemp(g_dir, sizeof(g_dir), "secrets");
 	snprintf(g_db, sizeof(g_db), "%s/fusion.db", g_dir);
 	snprintf(g_keyfile, sizeof(g_keyfile), "%s/fusion.db.key", g_dir);
 }
 
 static void teardown(void)
 {
-	DIR *d = opendir(g_dir);
-	struct dirent *e;
-	char p[512];
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", g_dir, e->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(g_dir);
+	testutil_rmdir(g_dir);
 }
 
 /* No .timeout: see test_token.c (Criterion leaks when timed tests overlap). */

@@ -23,6 +23,8 @@
 
 #include <criterion/criterion.h>
 
+#include "testutil.h"
+
 #include "auth/secrets.h"
 #include "gateway/snapshot.h"
 #include "store/store.h"
@@ -42,8 +44,7 @@ static void setup(void)
 	log_setup(LOG_ERROR, LOG_TEXT);
 	cr_assert_geq(sodium_init(), 0);
 	cr_assert_eq(evthread_use_pthreads(), 0);
-	snprintf(g_dir, sizeof(g_dir), "/tmp/fusion-snap-XXXXXX");
-	cr_assert_not_null(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
+	testutil_mkdtemp(g_dir, sizeof(g_dir), "snap");
 	snprintf(g_db, sizeof(g_db), "%s/fusion.db", g_dir);
 	cr_assert_eq(store_open(g_db, STORE_MIGRATE, &g_st, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(secrets_open(g_db, MASTER_HEX, &g_sec, err, sizeof(err)), 0, "%s", err);
@@ -55,19 +56,7 @@ static void teardown(void)
 	secrets_close(g_sec);
 	g_st = NULL;
 	g_sec = NULL;
-	DIR *d = opendir(g_dir);
-	struct dirent *e;
-	char p[512];
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", g_dir, e->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(g_dir);
+	testutil_rmdir(g_dir);
 }
 
 TestSuite(snapshot, .init = setup, .fini = teardown, .timeout = 60);

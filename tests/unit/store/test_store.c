@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+
+#include "testutil.h"
 #include <sqlite3.h>
 
 #include "store/migrations.h"
@@ -32,27 +34,13 @@ static char g_db[128];
 static void setup(void)
 {
 	log_setup(LOG_WARN, LOG_TEXT); /* keep "migrated schema" lines out of the test output */
-	snprintf(g_dir, sizeof(g_dir), "/tmp/fusion-store-XXXXXX");
-	cr_assert_not_null(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
+	testutil_mkdtemp(g_dir, sizeof(g_dir), "store");
 	snprintf(g_db, sizeof(g_db), "%s/fusion.db", g_dir);
 }
 
 static void teardown(void)
 {
-	DIR *d = opendir(g_dir);
-	struct dirent *e;
-	char p[512];
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", g_dir, e->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(g_dir);
+	testutil_rmdir(g_dir);
 }
 
 TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);

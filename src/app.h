@@ -13,11 +13,13 @@
 struct config;
 struct secrets;
 struct snapshot_hub;
+struct logwriter;
 
 struct app {
 	const struct config *cfg;
 	const struct secrets *secrets;
 	struct snapshot_hub *hub;
+	struct logwriter *logw; /* request logs; NULL = not logging */
 };
 
 #endif

@@ -6,6 +6,7 @@
  * wait for SIGTERM/SIGINT → graceful stop → exit 0.  Any failure before
  * serving exits non-zero with one clear line.
  */
+#include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include "app.h"
 #include "auth/secrets.h"
 #include "config.h"
+#include "gateway/logwriter.h"
 #include "gateway/snapshot.h"
 #include "http/server.h"
 #include "store/store.h"
@@ -71,6 +73,10 @@ int main(int argc, char **argv)
 		log_error(NULL, "cannot initialise libsodium");
 		goto out;
 	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error(NULL, "cannot initialise libcurl");
+		goto out;
+	}
 	if (evthread_use_pthreads() != 0) {
 		log_error(NULL, "cannot enable libevent threading");
 		goto out;
@@ -112,6 +118,11 @@ int main(int argc, char **argv)
 	app.cfg = &cfg;
 	app.secrets = secrets;
 	app.hub = snapshot_hub_new(snap);
+	app.logw = logwriter_start(cfg.db_path, NULL, err, sizeof(err));
+	if (!app.logw) {
+		log_error(NULL, "cannot start the request-log writer: %s", err);
+		goto out;
+	}
 
 	/* Workers inherit this mask: only the main thread takes these signals. */
 	sigset_t sigs;
@@ -134,13 +145,19 @@ int main(int argc, char **argv)
 	log_info(NULL, "received %s: finishing in-flight requests (up to %d ms)",
 	         sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.shutdown_timeout_ms);
 	server_stop(&srv);
-	log_info(NULL, "stopped");
+	struct logwriter_stats ls;
+	logwriter_stop(app.logw, cfg.shutdown_timeout_ms > 5000 ? cfg.shutdown_timeout_ms : 5000, &ls);
+	app.logw = NULL;
+	log_info(NULL, "stopped; request logs written %llu, dropped %llu", (unsigned long long)ls.written,
+	         (unsigned long long)ls.dropped);
 	rc = 0;
 
 out:
+	logwriter_stop(app.logw, 5000, NULL);
 	snapshot_hub_free(app.hub);
 	secrets_close(secrets);
 	config_free(&cfg);
+	curl_global_cleanup();
 	libevent_global_shutdown();
 	return rc;
 }

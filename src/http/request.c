@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/conn_guard.h"
 #include "http/errors.h"
 #include "http/path.h"
 #include "http/routes.h"
@@ -118,7 +119,47 @@ void http_req_set_header(struct http_req *r, const char *name, const char *value
 	evhttp_add_header(h, name, value);
 }
 
-void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body)
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_req *r = arg;
+	void (*cb)(struct http_req *, void *) = r->close_cb;
+	r->close_cb = NULL;
+	if (cb)
+		cb(r, r->close_arg);
+}
+
+static void clear_close_cb(struct http_req *r)
+{
+	if (!r->close_cb || !r->ev)
+		return;
+	struct evhttp_connection *c = evhttp_request_get_connection(r->ev);
+	if (c)
+		evhttp_connection_set_closecb(c, NULL, NULL);
+	r->close_cb = NULL;
+}
+
+void http_req_on_close(struct http_req *r, void (*cb)(struct http_req *r, void *arg), void *arg)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(r->ev);
+	r->close_cb = cb;
+	r->close_arg = arg;
+	if (c)
+		evhttp_connection_set_closecb(c, on_conn_close, r);
+}
+
+void http_req_set_abort(struct http_req *r, void (*abort)(struct http_req *r))
+{
+	r->abort_cb = abort;
+}
+
+size_t http_req_output_pending(const struct http_req *r)
+{
+	struct evhttp_connection *c = r->ev ? evhttp_request_get_connection(r->ev) : NULL;
+	return c ? conn_guard_output_pending(evhttp_connection_get_bufferevent(c)) : 0;
+}
+
+/* Headers every answer carries. */
+static void common_headers(struct http_req *r, const char *content_type)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
 	if (content_type)
@@ -129,13 +170,60 @@ void http_reply(struct http_req *r, int status, const char *content_type, struct
 		evhttp_add_header(h, "Cache-Control", "no-store");
 	if (r->w->draining)
 		http_req_set_header(r, "Connection", "close");
+}
 
-	evhttp_send_reply(r->ev, status, NULL, body);
-	r->ev = NULL; /* evhttp owns and frees it from here */
-
+static void end_request(struct http_req *r, int status)
+{
 	double ms = (double)(clock_mono_ns() - r->start_ns) / 1e6;
 	log_info(r->id, "%s %s %d %.1fms", r->method, r->path ? r->path : "(invalid)", status, ms);
 	worker_request_done(r->w, r);
+}
+
+void http_stream_start(struct http_req *r, int status, const char *content_type)
+{
+	common_headers(r, content_type);
+	r->stream_status = status;
+	evhttp_send_reply_start(r->ev, status, NULL);
+}
+
+static void on_chunk_drained(struct evhttp_connection *c, void *arg)
+{
+	struct http_req *r = arg;
+	void (*cb)(struct http_req *, void *) = r->drain_cb;
+	if (cb)
+		cb(r, r->drain_arg);
+}
+
+void http_stream_write(struct http_req *r, struct evbuffer *buf)
+{
+	if (evbuffer_get_length(buf) == 0)
+		return;
+	evhttp_send_reply_chunk_with_cb(r->ev, buf, on_chunk_drained, r);
+}
+
+void http_stream_on_drained(struct http_req *r, void (*drained)(struct http_req *r, void *arg), void *arg)
+{
+	r->drain_cb = drained;
+	r->drain_arg = arg;
+}
+
+void http_stream_end(struct http_req *r)
+{
+	clear_close_cb(r);
+	r->drain_cb = NULL;
+	evhttp_send_reply_end(r->ev);
+	r->ev = NULL;
+	end_request(r, r->stream_status);
+}
+
+void http_reply(struct http_req *r, int status, const char *content_type, struct evbuffer *body)
+{
+	clear_close_cb(r);
+	r->drain_cb = NULL;
+	common_headers(r, content_type);
+	evhttp_send_reply(r->ev, status, NULL, body);
+	r->ev = NULL; /* evhttp owns and frees it from here */
+	end_request(r, status);
 }
 
 void http_reply_json(struct http_req *r, int status, json_t *doc)

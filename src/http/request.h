@@ -36,6 +36,13 @@ struct http_req {
 	const char *method;           /* "GET", ... static string */
 	uint64_t start_ns;            /* monotonic */
 	struct http_req *prev, *next; /* worker's in-flight list */
+	int stream_status;            /* status of a streamed answer, for the access log */
+	/* Set by asynchronous handlers (http_req_on_close / http_req_set_abort). */
+	void (*close_cb)(struct http_req *r, void *arg);
+	void *close_arg;
+	void (*abort_cb)(struct http_req *r); /* worker stopping with r unanswered */
+	void (*drain_cb)(struct http_req *r, void *arg);
+	void *drain_arg;
 };
 
 /* Request accessors. */
@@ -55,6 +62,33 @@ void http_reply_json(struct http_req *r, int status, json_t *doc);
 /* Answer with a JSON error: {"error":{"message","type","code"}}. */
 void http_reply_error(struct http_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/*
+ * Streamed answers (Server-Sent Events and the like).  start sends the
+ * status line and headers (chunked); write sends bytes (buf is drained);
+ * end finishes and ends the request like http_reply.  drained, if set,
+ * runs once the connection's output has reached the kernel — the moment
+ * to resume a paused upstream.
+ */
+void http_stream_start(struct http_req *r, int status, const char *content_type);
+void http_stream_write(struct http_req *r, struct evbuffer *buf);
+void http_stream_on_drained(struct http_req *r, void (*drained)(struct http_req *r, void *arg), void *arg);
+void http_stream_end(struct http_req *r);
+
+/* Response bytes queued for this client and not yet in the kernel. */
+size_t http_req_output_pending(const struct http_req *r);
+
+/*
+ * Tell me when the client goes away before the answer ends.  cb runs on
+ * the worker thread; r stays valid and must still be ended with one of
+ * the reply functions (which then only free it).  Cleared by every end.
+ */
+void http_req_on_close(struct http_req *r, void (*cb)(struct http_req *r, void *arg), void *arg);
+
+/* Called instead of an answer when the worker stops with r unanswered
+ * (past SHUTDOWN_TIMEOUT_MS): free what the handler holds; r is freed
+ * after. */
+void http_req_set_abort(struct http_req *r, void (*abort)(struct http_req *r));
 
 /* Worker-side life cycle (server.c). */
 struct http_req *http_req_begin(struct worker *w, struct evhttp_request *ev);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "gateway/proxy.h"
 #include "http/request.h"
 
 struct route {
@@ -24,6 +25,9 @@ static const struct route routes[] = {
 	{ "GET", "/api/version", false, health_version },
 	{ "*",   "/api/auth",    true,  auth_dispatch },
 	{ "*",   "/api/admin",   true,  admin_dispatch },
+	{ "POST", "/v1/chat/completions", false, proxy_chat_completions },
+	{ "POST", "/v1/embeddings",       false, proxy_embeddings },
+	{ "GET",  "/v1/models",           true,  proxy_models },
 };
 /* clang-format on */
 

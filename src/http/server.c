@@ -25,7 +25,9 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "gateway/route.h"
 #include "gateway/snapshot.h"
+#include "upstream/client.h"
 #include "http/request.h"
 #include "http/routes.h"
 #include "store/store.h"
@@ -109,8 +111,14 @@ static void worker_free(struct worker *w)
 	/* Requests a handler still held past the shutdown bound. */
 	for (struct http_req *r = w->inflight, *next; r; r = next) {
 		next = r->next;
+		if (r->abort_cb)
+			r->abort_cb(r);
 		worker_request_done(w, r);
 	}
+	upstream_free(w->up); /* after the requests that used it */
+	w->up = NULL;
+	route_state_free(w->route);
+	w->route = NULL;
 	if (w->snap_sub)
 		snapshot_unsubscribe(w->srv->app->hub, w->snap_sub); /* drops w->snap too */
 	w->snap_sub = NULL;
@@ -187,6 +195,12 @@ static int worker_init(struct server *srv, struct worker *w, int index, char *er
 
 	if (srv->app && srv->app->hub)
 		w->snap_sub = snapshot_subscribe(srv->app->hub, w->base, &w->snap);
+	w->route = route_state_new();
+	w->up = upstream_new(w->base);
+	if (!w->up) {
+		snprintf(err, errlen, "cannot create the upstream client");
+		return -1;
+	}
 
 	char serr[512];
 	if (store_open(cfg->db_path, 0, &w->store, serr, sizeof(serr)) != 0) {

@@ -32,6 +32,8 @@ struct http_req;
 struct app;
 struct snapshot;
 struct snapshot_sub;
+struct upstream;
+struct route_state;
 
 struct worker {
 	int index;
@@ -44,6 +46,8 @@ struct worker {
 	struct store *store;               /* owned; this thread's handle */
 	struct snapshot *snap;             /* this worker's reference to the current configuration */
 	struct snapshot_sub *snap_sub;     /* owned; the mailbox new snapshots arrive in */
+	struct upstream *up;               /* owned; this worker's upstream client (curl multi) */
+	struct route_state *route;         /* owned; round-robin positions of this worker */
 	struct event *stop_ev;             /* owned; activated by server_stop */
 	struct event *drain_ev;            /* owned; polls for drain completion */
 	struct conn_guard_set guards;

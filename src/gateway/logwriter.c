@@ -1,0 +1,706 @@
+/*
+ * logwriter.c — see logwriter.h.  The queue, the writer thread, and how
+ * a batch of request_logs rows reaches the database.
+ *
+ * The queue is an intrusive singly linked list (log_record.lw_next) with
+ * a head, a tail and a count, under one mutex.  Two sizes are kept:
+ * `pending`, the records not yet taken by the writer, and `queued` /
+ * `queued_bytes`, which also count the records the writer has taken and
+ * not yet settled.  Submissions are admitted against the latter, so the
+ * bound holds however slow the database is.
+ *
+ * The writer thread takes the whole pending list in O(1) under the lock
+ * and releases it before any I/O; it then writes the list in chunks of
+ * batch_max rows, one transaction each, and after each chunk takes the
+ * lock again only to settle the counters.  Records are freed outside
+ * the lock.
+ *
+ * Stop: `stopping` makes submit refuse and the writer flush at once;
+ * when the caller's deadline passes, `abandon` makes the writer drop
+ * what it holds at its next check (between database calls, or during a
+ * backoff).  If the writer is stuck inside one call (store_begin waits
+ * up to 5 s for a lock), stop marks w `orphaned` and detaches the
+ * thread, which then owns w and frees it when it exits.  Whoever sees
+ * `done` set under the lock decides: stop joins and frees, or the
+ * orphaned thread frees itself — never both.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/logwriter.h"
+#include "store/store.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define DEFAULT_MAX_QUEUE 10000
+#define DEFAULT_MAX_QUEUE_BYTES ((size_t)64 * 1024 * 1024)
+#define DEFAULT_BATCH_MAX 256
+#define DEFAULT_FLUSH_MS 200
+#define BATCH_MAX_LIMIT 10000  /* rows per transaction: keep the write lock short */
+#define FLUSH_MS_LIMIT 3600000 /* one hour */
+#define BACKOFF_FIRST_MS 100   /* after the first failed attempt, doubling */
+#define BACKOFF_MAX_MS 5000    /* ... up to this */
+#define STOP_GRACE_MS 50       /* after the deadline, for the writer to notice `abandon` */
+#define NSTR 11                /* string columns of a row */
+#define NCOLS 23               /* columns of request_logs */
+
+static const char insert_sql[] =
+    "INSERT INTO request_logs (id, created_at, client_key_id, client_key_name, client_format, "
+    "client_model, provider_id, provider_name, provider_model, status_code, outcome, error, latency_ms, "
+    "ttft_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, stream, client_addr, "
+    "attempts, request_body, response_body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO NOTHING";
+
+struct logwriter {
+	/* Set by logwriter_start, read-only afterwards. */
+	size_t max_queue;
+	size_t max_bytes;
+	size_t batch_max;
+	int flush_ms;
+	pthread_t thread;
+
+	struct store *st; /* owned by the writer thread, which closes it */
+
+	atomic_bool abandon; /* set by stop at its deadline; read by the writer without the lock */
+
+	pthread_mutex_t mu;
+	pthread_cond_t wake;    /* the writer waits here: records, stop, abandon */
+	pthread_cond_t done_cv; /* stop waits here for `done` */
+
+	/* Under mu. */
+	struct log_record *head, *tail; /* owned: records not yet taken by the writer */
+	size_t pending;                 /* records in head..tail */
+	uint64_t oldest_ns;             /* clock_mono_ns() when head arrived */
+	size_t queued;                  /* pending + taken by the writer and not settled */
+	size_t queued_bytes;            /* their lw_bytes */
+	struct logwriter_stats c;       /* counters; c.queued* unused (see above) */
+	bool stopping;                  /* submit refuses; the writer flushes and exits when empty */
+	bool done;                      /* the thread has finished with everything but w itself */
+	bool orphaned;                  /* stop gave up waiting: the thread frees w */
+};
+
+static atomic_int threads_alive;
+
+int logwriter__threads_alive(void)
+{
+	return atomic_load(&threads_alive);
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+struct log_record *log_record_new(void)
+{
+	struct log_record *r = xcalloc(1, sizeof(*r));
+
+	r->latency_ms = -1;
+	r->ttft_ms = -1;
+	r->prompt_tokens = -1;
+	r->completion_tokens = -1;
+	r->total_tokens = -1;
+	r->cached_tokens = -1;
+	return r;
+}
+
+/* The string fields of r, in column order, for loops over them. */
+static void record_strings(struct log_record *r, char **out[NSTR])
+{
+	out[0] = &r->client_key_name;
+	out[1] = &r->client_format;
+	out[2] = &r->client_model;
+	out[3] = &r->provider_name;
+	out[4] = &r->provider_model;
+	out[5] = &r->outcome;
+	out[6] = &r->error;
+	out[7] = &r->client_addr;
+	out[8] = &r->attempts_json;
+	out[9] = &r->request_body;
+	out[10] = &r->response_body;
+}
+
+void log_record_free(struct log_record *r)
+{
+	char **s[NSTR];
+
+	if (!r)
+		return;
+	record_strings(r, s);
+	for (int i = 0; i < NSTR; i++)
+		free(*s[i]);
+	free(r);
+}
+
+/* What r counts against max_queue_bytes. */
+static size_t record_bytes(struct log_record *r)
+{
+	char **s[NSTR];
+	size_t n = sizeof(*r);
+
+	record_strings(r, s);
+	for (int i = 0; i < NSTR; i++) {
+		if (*s[i])
+			n += strlen(*s[i]) + 1;
+	}
+	return n;
+}
+
+static void free_list(struct log_record *r)
+{
+	while (r) {
+		struct log_record *next = r->lw_next;
+		log_record_free(r);
+		r = next;
+	}
+}
+
+/* ---- TEXT parameters --------------------------------------------------- */
+
+/* Length of the well-formed UTF-8 sequence at s (n > 0 bytes available),
+ * or 0.  The same strictness as the store's check: no overlong forms, no
+ * surrogates, nothing above U+10FFFF. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t need;
+	uint32_t cp, min;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		need = 1;
+		cp = c & 0x1f;
+		min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		need = 2;
+		cp = c & 0x0f;
+		min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 3;
+		cp = c & 0x07;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n <= need)
+		return 0;
+	for (size_t k = 1; k <= need; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[k] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return need + 1;
+}
+
+/*
+ * s as a TEXT parameter the store accepts.  Usually it borrows s; when s
+ * is not valid UTF-8 or is longer than STORE_VALUE_MAX, *copy_out gets a
+ * malloc'd copy (freed by the caller after the statement) with U+FFFD for
+ * each bad byte, cut at a character boundary within STORE_VALUE_MAX.
+ */
+static struct store_value text_param(const char *s, char **copy_out)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t len, i = 0, o = 0, cap;
+	bool valid = true;
+	char *out;
+
+	*copy_out = NULL;
+	if (!s)
+		return sv_null();
+	len = strlen(s);
+	if (len <= STORE_VALUE_MAX) {
+		while (i < len) {
+			size_t k = utf8_seq(u + i, len - i);
+			if (!k) {
+				valid = false;
+				break;
+			}
+			i += k;
+		}
+		if (valid)
+			return sv_textn(s, len);
+	}
+	cap = len > STORE_VALUE_MAX / 3 ? STORE_VALUE_MAX : len * 3;
+	out = xmalloc(cap + 1);
+	i = 0;
+	while (i < len) {
+		size_t k = utf8_seq(u + i, len - i);
+		if (k) {
+			if (o + k > cap)
+				break;
+			memcpy(out + o, s + i, k);
+			o += k;
+			i += k;
+		} else {
+			if (o + 3 > cap)
+				break;
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	out[o] = '\0';
+	*copy_out = out;
+	return sv_textn(out, o);
+}
+
+static struct store_value opt_int(int64_t v, bool known)
+{
+	return known ? sv_int(v) : sv_null();
+}
+
+/* ---- writing one chunk --------------------------------------------------- */
+
+struct chunk_result {
+	size_t written;    /* rows inserted */
+	size_t duplicates; /* rows whose id already existed */
+	size_t refused;    /* rows the store refused on their own */
+};
+
+/*
+ * Insert one row inside the open transaction.  0 when the row is
+ * settled (inserted, duplicate or refused alone: counted in *res), else
+ * the store's error, which fails the whole attempt.
+ */
+static int insert_row(struct store *st, struct log_record *r, struct chunk_result *res)
+{
+	struct store_value p[NCOLS];
+	char *copies[NSTR];
+	int64_t changes = 0;
+	int rc;
+
+	p[0] = sv_textn(r->id, strnlen(r->id, LOGWRITER_ID_MAX));
+	p[1] = sv_int(r->created_at);
+	p[2] = opt_int(r->client_key_id, r->client_key_id != 0);
+	p[3] = text_param(r->client_key_name, &copies[0]);
+	p[4] = text_param(r->client_format, &copies[1]);
+	p[5] = text_param(r->client_model, &copies[2]);
+	p[6] = opt_int(r->provider_id, r->provider_id != 0);
+	p[7] = text_param(r->provider_name, &copies[3]);
+	p[8] = text_param(r->provider_model, &copies[4]);
+	p[9] = opt_int(r->status_code, r->status_code != 0);
+	p[10] = text_param(r->outcome, &copies[5]);
+	p[11] = text_param(r->error, &copies[6]);
+	p[12] = opt_int(r->latency_ms, r->latency_ms >= 0);
+	p[13] = opt_int(r->ttft_ms, r->ttft_ms >= 0);
+	p[14] = opt_int(r->prompt_tokens, r->prompt_tokens >= 0);
+	p[15] = opt_int(r->completion_tokens, r->completion_tokens >= 0);
+	p[16] = opt_int(r->total_tokens, r->total_tokens >= 0);
+	p[17] = opt_int(r->cached_tokens, r->cached_tokens >= 0);
+	p[18] = sv_bool(r->stream);
+	p[19] = text_param(r->client_addr, &copies[7]);
+	p[20] = text_param(r->attempts_json, &copies[8]);
+	p[21] = text_param(r->request_body, &copies[9]);
+	p[22] = text_param(r->response_body, &copies[10]);
+
+	rc = store_exec(st, insert_sql, p, NCOLS, &changes);
+	for (int i = 0; i < NSTR; i++)
+		free(copies[i]);
+	if (rc == STORE_OK) {
+		if (changes > 0)
+			res->written++;
+		else
+			res->duplicates++;
+		return STORE_OK;
+	}
+	/* Refusals that depend on this row alone (the statement was rolled
+	 * back, the transaction goes on); a retry would refuse it again. */
+	if (rc == STORE_EINVAL || rc == STORE_ECONSTRAINT || rc == STORE_ECONFLICT) {
+		log_warn(r->id, "logwriter: request log row refused, dropped: %s", store_errmsg(st));
+		res->refused++;
+		return STORE_OK;
+	}
+	return rc;
+}
+
+#define ABANDONED 1 /* not a STORE_E* code: stop gave up, the chunk is dropped */
+
+/* One attempt at rows[0..n) in one transaction. */
+static int write_chunk(struct logwriter *w, struct log_record **rows, size_t n, struct chunk_result *res)
+{
+	int rc;
+
+	*res = (struct chunk_result){ 0 };
+	rc = store_begin(w->st);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (atomic_load(&w->abandon)) {
+			rc = ABANDONED;
+			goto fail;
+		}
+		rc = insert_row(w->st, rows[i], res);
+		if (rc)
+			goto fail;
+	}
+	if (atomic_load(&w->abandon)) {
+		rc = ABANDONED;
+		goto fail;
+	}
+	return store_commit(w->st); /* rolled back on failure */
+fail:
+	store_rollback(w->st);
+	return rc;
+}
+
+/* A CLOCK_MONOTONIC deadline for pthread_cond_timedwait (the condition
+ * variables are made with that clock: wall-clock jumps do not matter). */
+static struct timespec mono_ts(uint64_t ns)
+{
+	return (struct timespec){ .tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u) };
+}
+
+/* Sleep ms, or less if stop abandons the queue. */
+static void backoff(struct logwriter *w, int ms)
+{
+	uint64_t deadline = clock_mono_ns() + (uint64_t)ms * 1000000u;
+	struct timespec ts = mono_ts(deadline);
+
+	pthread_mutex_lock(&w->mu);
+	while (!atomic_load(&w->abandon) && clock_mono_ns() < deadline)
+		pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/*
+ * Write rows[0..n) with retries, then settle them: counters, queue size.
+ * *streak counts consecutive failed attempts across chunks (the backoff
+ * grows with it, so a long outage neither spins nor floods the log).
+ */
+static void write_settle(struct logwriter *w, struct log_record **rows, size_t n, unsigned *streak)
+{
+	struct chunk_result res = { 0 };
+	bool committed = false;
+	size_t bytes = 0;
+	int rc;
+
+	for (int attempt = 1; attempt <= LOGWRITER_ATTEMPTS; attempt++) {
+		if (atomic_load(&w->abandon))
+			break;
+		rc = write_chunk(w, rows, n, &res);
+		if (rc == STORE_OK) {
+			if (*streak)
+				log_info(NULL,
+				         "logwriter: writing request logs again after %u failed attempt%s",
+				         *streak, *streak == 1 ? "" : "s");
+			*streak = 0;
+			committed = true;
+			break;
+		}
+		if (rc == ABANDONED)
+			break;
+		(*streak)++;
+		pthread_mutex_lock(&w->mu);
+		w->c.failed_batches++;
+		pthread_mutex_unlock(&w->mu);
+		log_warn(NULL, "logwriter: writing %zu request logs failed (attempt %d of %d%s): %s", n,
+		         attempt, LOGWRITER_ATTEMPTS, attempt == LOGWRITER_ATTEMPTS ? ", dropping them" : "",
+		         store_errmsg(w->st));
+		if (attempt < LOGWRITER_ATTEMPTS) {
+			unsigned shift = *streak - 1 < 6 ? *streak - 1 : 6;
+			int ms = BACKOFF_FIRST_MS << shift;
+			backoff(w, ms < BACKOFF_MAX_MS ? ms : BACKOFF_MAX_MS);
+		}
+	}
+	if (!committed)
+		res = (struct chunk_result){ 0 };
+
+	for (size_t i = 0; i < n; i++)
+		bytes += rows[i]->lw_bytes;
+	pthread_mutex_lock(&w->mu);
+	w->queued -= n;
+	w->queued_bytes -= bytes;
+	w->c.written += res.written;
+	w->c.duplicates += res.duplicates;
+	w->c.dropped += n - res.written;
+	if (committed)
+		w->c.batches++;
+	pthread_mutex_unlock(&w->mu);
+	for (size_t i = 0; i < n; i++)
+		log_record_free(rows[i]);
+}
+
+/* ---- the writer thread ------------------------------------------------- */
+
+/* With w->mu held: wait until there is a batch to write (true), or the
+ * thread should exit (false). */
+static bool wait_for_batch(struct logwriter *w)
+{
+	for (;;) {
+		if (atomic_load(&w->abandon))
+			return false;
+		if (w->pending == 0) {
+			if (w->stopping)
+				return false;
+			pthread_cond_wait(&w->wake, &w->mu);
+			continue;
+		}
+		if (w->stopping || w->pending >= w->batch_max)
+			return true;
+		uint64_t deadline = w->oldest_ns + (uint64_t)w->flush_ms * 1000000u;
+		if (clock_mono_ns() >= deadline)
+			return true;
+		struct timespec ts = mono_ts(deadline);
+		pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+	}
+}
+
+static void logwriter_destroy(struct logwriter *w)
+{
+	pthread_cond_destroy(&w->done_cv);
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}
+
+static void *writer_main(void *arg)
+{
+	struct logwriter *w = arg;
+	struct log_record **rows = xcalloc(w->batch_max, sizeof(struct log_record *));
+	unsigned streak = 0;
+
+	pthread_mutex_lock(&w->mu);
+	while (wait_for_batch(w)) {
+		struct log_record *list = w->head;
+		w->head = w->tail = NULL;
+		w->pending = 0;
+		pthread_mutex_unlock(&w->mu);
+
+		while (list) {
+			size_t n = 0;
+			while (list && n < w->batch_max) {
+				rows[n++] = list;
+				list = list->lw_next;
+			}
+			write_settle(w, rows, n, &streak);
+		}
+		pthread_mutex_lock(&w->mu);
+	}
+
+	/* Abandoned (or stopping with nothing left): drop what is pending. */
+	struct log_record *rest = w->head;
+	size_t nrest = w->pending;
+	w->head = w->tail = NULL;
+	w->pending = 0;
+	w->queued -= nrest;
+	for (struct log_record *r = rest; r; r = r->lw_next)
+		w->queued_bytes -= r->lw_bytes;
+	w->c.dropped += nrest;
+	pthread_mutex_unlock(&w->mu);
+
+	free_list(rest);
+	free(rows);
+	store_close(w->st);
+	w->st = NULL;
+
+	pthread_mutex_lock(&w->mu);
+	bool orphan = w->orphaned;
+	w->done = true;
+	pthread_cond_signal(&w->done_cv);
+	pthread_mutex_unlock(&w->mu);
+	/* Unless orphaned, stop owns w from here on: touch nothing. */
+	if (orphan)
+		logwriter_destroy(w);
+	atomic_fetch_sub(&threads_alive, 1);
+	return NULL;
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+struct logwriter *logwriter_start(const char *db_location, const struct logwriter_opts *opts, char *err,
+                                  size_t errlen)
+{
+	struct logwriter_opts o = opts ? *opts : (struct logwriter_opts){ 0 };
+	struct logwriter *w = NULL;
+	struct store *st = NULL;
+	pthread_condattr_t ca;
+	sigset_t all, old;
+	int rc;
+
+	if (errlen)
+		err[0] = '\0';
+	if (o.batch_max < 0 || o.batch_max > BATCH_MAX_LIMIT || o.flush_ms < 0 ||
+	    o.flush_ms > FLUSH_MS_LIMIT) {
+		snprintf(err, errlen, "logwriter: batch_max must be 0..%d and flush_ms 0..%d",
+		         BATCH_MAX_LIMIT, FLUSH_MS_LIMIT);
+		return NULL;
+	}
+	rc = store_open(db_location, STORE_LOG_WRITER, &st, err, errlen);
+	if (rc)
+		return NULL;
+
+	w = xcalloc(1, sizeof(*w));
+	w->max_queue = o.max_queue ? o.max_queue : DEFAULT_MAX_QUEUE;
+	w->max_bytes = o.max_queue_bytes ? o.max_queue_bytes : DEFAULT_MAX_QUEUE_BYTES;
+	w->batch_max = (size_t)(o.batch_max ? o.batch_max : DEFAULT_BATCH_MAX);
+	w->flush_ms = o.flush_ms ? o.flush_ms : DEFAULT_FLUSH_MS;
+	w->st = st;
+	atomic_init(&w->abandon, false);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->wake, &ca);
+	pthread_cond_init(&w->done_cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	/* The thread inherits a full mask: signals go to the threads that
+	 * handle them, never to this one. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	atomic_fetch_add(&threads_alive, 1);
+	rc = pthread_create(&w->thread, NULL, writer_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		atomic_fetch_sub(&threads_alive, 1);
+		snprintf(err, errlen, "logwriter: cannot start its thread: %s", strerror(rc));
+		store_close(st);
+		logwriter_destroy(w);
+		return NULL;
+	}
+	pthread_setname_np(w->thread, "fusion-logw");
+	return w;
+}
+
+bool logwriter_submit(struct logwriter *w, struct log_record *r)
+{
+	bool ok;
+	size_t bytes;
+	uint64_t now;
+
+	if (!r)
+		return false;
+	if (!w) {
+		log_record_free(r);
+		return false;
+	}
+	r->id[LOGWRITER_ID_MAX] = '\0';
+	if (r->created_at == 0)
+		r->created_at = clock_wall_ms();
+	r->lw_next = NULL;
+	r->lw_bytes = bytes = record_bytes(r);
+	now = clock_mono_ns();
+
+	pthread_mutex_lock(&w->mu);
+	w->c.submitted++;
+	ok = !w->stopping && r->id[0] != '\0' && w->queued < w->max_queue && bytes <= w->max_bytes &&
+	     w->queued_bytes <= w->max_bytes - bytes;
+	if (ok) {
+		if (w->tail)
+			w->tail->lw_next = r;
+		else
+			w->head = r;
+		w->tail = r;
+		w->pending++;
+		w->queued++;
+		w->queued_bytes += bytes;
+		w->c.enqueued++;
+		/* Wake the writer when its wait changes: from "nothing to do"
+		 * to "flush at oldest + flush_ms", or to "a batch is full". */
+		if (w->pending == 1) {
+			w->oldest_ns = now;
+			pthread_cond_signal(&w->wake);
+		} else if (w->pending == w->batch_max) {
+			pthread_cond_signal(&w->wake);
+		}
+	} else {
+		w->c.rejected++;
+		w->c.dropped++;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (!ok)
+		log_record_free(r);
+	return ok;
+}
+
+/* With w->mu held. */
+static void stats_locked(struct logwriter *w, struct logwriter_stats *out)
+{
+	*out = w->c;
+	out->queued = w->queued;
+	out->queued_bytes = w->queued_bytes;
+}
+
+void logwriter_stats(struct logwriter *w, struct logwriter_stats *out)
+{
+	if (!w) {
+		*out = (struct logwriter_stats){ 0 };
+		return;
+	}
+	pthread_mutex_lock(&w->mu);
+	stats_locked(w, out);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* With w->mu held: wait for `done` until deadline (monotonic ns). */
+static void wait_done(struct logwriter *w, uint64_t deadline)
+{
+	struct timespec ts = mono_ts(deadline);
+
+	while (!w->done && clock_mono_ns() < deadline)
+		pthread_cond_timedwait(&w->done_cv, &w->mu, &ts);
+}
+
+void logwriter_stop(struct logwriter *w, int timeout_ms, struct logwriter_stats *final_out)
+{
+	struct logwriter_stats fin;
+
+	if (!w) {
+		if (final_out)
+			*final_out = (struct logwriter_stats){ 0 };
+		return;
+	}
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+
+	pthread_mutex_lock(&w->mu);
+	w->stopping = true;
+	pthread_cond_signal(&w->wake);
+	wait_done(w, clock_mono_ns() + (uint64_t)timeout_ms * 1000000u);
+	if (!w->done) {
+		atomic_store(&w->abandon, true);
+		pthread_cond_signal(&w->wake);
+		wait_done(w, clock_mono_ns() + (uint64_t)STOP_GRACE_MS * 1000000u);
+	}
+	if (!w->done) {
+		/* Stuck in a database call: leave w to the thread. */
+		pthread_t tid = w->thread;
+		size_t left = w->queued;
+		stats_locked(w, &fin);
+		fin.dropped += fin.queued;
+		fin.queued = 0;
+		fin.queued_bytes = 0;
+		w->orphaned = true;
+		pthread_mutex_unlock(&w->mu);
+		pthread_detach(tid);
+		log_warn(NULL,
+		         "logwriter: stop timed out after %d ms inside a database call; %zu request logs "
+		         "dropped; the writer thread exits when the call returns",
+		         timeout_ms, left);
+		if (final_out)
+			*final_out = fin;
+		return;
+	}
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+
+	stats_locked(w, &fin); /* the thread is gone: no lock needed */
+	if (atomic_load(&w->abandon)) {
+		/* Lost after acceptance: failed batches, refused rows, left at stop. */
+		unsigned long long lost = fin.dropped - fin.rejected - fin.duplicates;
+		log_warn(NULL,
+		         "logwriter: stop timed out after %d ms and dropped what was left; since start %llu "
+		         "request logs written, %llu lost after being queued",
+		         timeout_ms, (unsigned long long)fin.written, lost);
+	}
+	logwriter_destroy(w);
+	if (final_out)
+		*final_out = fin;
+}

@@ -1,0 +1,755 @@
+/*
+ * proxy.c — see proxy.h.  The life of one proxied request:
+ *
+ *   proxy_begin   client key → snapshot lookup (401/403), body → JSON
+ *                 (400 with position), model → candidates (404)
+ *   attempt       next candidate + key → upstream request (model rewritten,
+ *                 include_usage asked for streams so tokens can be counted)
+ *   on_response   status known: 2xx streams go to the client as SSE,
+ *                 anything else is buffered (bounded) until done
+ *   on_data       stream: parse SSE, count usage, drop the usage-only chunk
+ *                 the client did not ask for, forward each event at once;
+ *                 pause the upstream while the client's buffer is above
+ *                 HWM, resume from the drain callback below LWM
+ *   on_done       failover (connect error, timeout, 408/429/5xx) while
+ *                 nothing reached the client; else answer / end the stream
+ *   finish        one request_logs row to the log writer; free
+ *
+ * A client that goes away cancels the upstream transfer at once (the
+ * provider sees its connection closed) and the row says so, with the
+ * usage seen so far.  Ownership: struct proxy owns everything below it
+ * and is freed only in finish(), never inside a curl callback (upstream
+ * defers its own removal) — the deferred finish event is used after a
+ * client close.
+ */
+#include "gateway/proxy.h"
+
+#include <event2/buffer.h>
+#include <sodium.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "app.h"
+#include "auth/token.h"
+#include "gateway/logwriter.h"
+#include "gateway/route.h"
+#include "gateway/snapshot.h"
+#include "gateway/sse.h"
+#include "http/body.h"
+#include "http/request.h"
+#include "http/server.h"
+#include "upstream/client.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "version.h"
+
+#define MAX_ATTEMPTS 5
+#define BUFFER_MAX (32u << 20)   /* a whole non-streamed answer */
+#define CAPTURE_MAX (64u << 10)  /* body bytes kept in a log row */
+#define SSE_EVENT_MAX (4u << 20) /* one upstream event */
+#define HWM (256u << 10)         /* pause the upstream above this many queued bytes */
+#define LWM (64u << 10)          /* resume below this */
+#define HEARTBEAT_MS 5000
+#define CONNECT_TIMEOUT_MS 10000
+#define IDLE_TIMEOUT_MS 120000
+
+enum kind { K_CHAT, K_EMBED };
+enum mode { M_BUFFER, M_STREAM };
+
+struct proxy {
+	struct http_req *r; /* ended exactly once, in finish() */
+	struct worker *w;
+	struct snapshot *snap; /* own reference */
+	enum kind kind;
+	json_t *body; /* owned: the client's document, model rewritten per attempt */
+	char model[257];
+	bool stream;
+	bool client_usage;   /* the client asked for stream usage itself */
+	bool injected_usage; /* we asked for it: strip the usage-only chunk */
+	const struct snap_client_key *ck;
+	const struct snap_target *cands[ROUTE_MAX_CANDIDATES];
+	size_t ncands, next;
+	int attempts;
+	json_t *attempts_log; /* owned: [{provider, status, latency_ms, error}] */
+
+	/* the current attempt */
+	const struct snap_target *tgt;
+	struct upstream_xfer *xfer; /* NULL when none is running */
+	uint64_t attempt_start_ns;
+	long up_status;
+	enum mode mode;
+	struct evbuffer *buf; /* owned: buffered answer or error body */
+	bool buf_overflow;
+	struct sse_parser *sse; /* owned */
+	struct evbuffer *out;   /* owned: scratch for one chunk to the client */
+	bool sent_headers;
+	bool paused;
+	bool ended; /* r was ended */
+	bool client_gone;
+	struct event *heartbeat; /* owned */
+	struct event *finish_ev; /* owned */
+	uint64_t last_write_ns, first_token_ns;
+
+	/* results */
+	int64_t prompt_tokens, completion_tokens, total_tokens, cached_tokens;
+	struct evbuffer *capture; /* owned: the answer as sent, bounded */
+	char *req_capture;        /* owned */
+	const char *outcome;
+	char error[256];
+	int status;
+	uint64_t start_ns;
+	char peer[64];
+	char rid[REQID_BUF]; /* the request id, kept past the end of r */
+};
+
+static void attempt(struct proxy *p);
+static void finish(struct proxy *p);
+
+/* ---- small helpers ------------------------------------------------- */
+
+static void capture(struct proxy *p, const void *data, size_t n)
+{
+	size_t have = evbuffer_get_length(p->capture);
+	if (have < CAPTURE_MAX)
+		evbuffer_add(p->capture, data, n < CAPTURE_MAX - have ? n : CAPTURE_MAX - have);
+}
+
+static void take_usage(struct proxy *p, const json_t *usage)
+{
+	if (!json_is_object(usage))
+		return;
+	json_t *v;
+	if ((v = json_object_get(usage, "prompt_tokens")) && json_is_integer(v))
+		p->prompt_tokens = json_integer_value(v);
+	if ((v = json_object_get(usage, "completion_tokens")) && json_is_integer(v))
+		p->completion_tokens = json_integer_value(v);
+	if ((v = json_object_get(usage, "total_tokens")) && json_is_integer(v))
+		p->total_tokens = json_integer_value(v);
+	json_t *d = json_object_get(usage, "prompt_tokens_details");
+	if (d && (v = json_object_get(d, "cached_tokens")) && json_is_integer(v))
+		p->cached_tokens = json_integer_value(v);
+}
+
+static void record_attempt(struct proxy *p, long status, const char *error)
+{
+	int64_t ms = (int64_t)((clock_mono_ns() - p->attempt_start_ns) / 1000000u);
+	json_t *a = json_pack("{s:I, s:s, s:s, s:I}", "provider_id", (json_int_t)p->tgt->provider->id,
+	                      "provider", p->tgt->provider->name, "provider_model", p->tgt->provider_model,
+	                      "latency_ms", (json_int_t)ms);
+	json_object_set_new(a, "status", status ? json_integer(status) : json_null());
+	json_object_set_new(a, "error", error ? json_string(error) : json_null());
+	json_array_append_new(p->attempts_log, a);
+}
+
+static bool retryable_status(long s)
+{
+	return s == 408 || s == 429 || s >= 500;
+}
+
+/* Headers the client sees on a proxied answer. */
+static void fusion_headers(struct proxy *p)
+{
+	char n[16];
+	snprintf(n, sizeof(n), "%d", p->attempts);
+	http_req_set_header(p->r, "X-Fusion-Provider", p->tgt->provider->name);
+	http_req_set_header(p->r, "X-Fusion-Attempts", n);
+}
+
+/* ---- answering ------------------------------------------------------ */
+
+static void reply_error(struct proxy *p, int status, const char *code, const char *msg)
+{
+	p->status = status;
+	snprintf(p->error, sizeof(p->error), "%s", msg);
+	capture(p, msg, strlen(msg));
+	p->ended = true;
+	http_reply_error(p->r, status, code, "%s", msg);
+}
+
+static void start_stream(struct proxy *p)
+{
+	if (p->sent_headers)
+		return;
+	fusion_headers(p);
+	http_req_set_header(p->r, "Cache-Control", "no-cache");
+	http_req_set_header(p->r, "X-Accel-Buffering", "no");
+	http_stream_start(p->r, 200, "text/event-stream; charset=utf-8");
+	p->sent_headers = true;
+	p->status = 200;
+	p->last_write_ns = clock_mono_ns();
+	struct timeval tv = clock_tv_ms(HEARTBEAT_MS);
+	evtimer_add(p->heartbeat, &tv);
+}
+
+static void stream_write(struct proxy *p, const char *a, size_t an, const char *b, size_t bn, const char *c,
+                         size_t cn)
+{
+	evbuffer_add(p->out, a, an);
+	if (bn)
+		evbuffer_add(p->out, b, bn);
+	if (cn)
+		evbuffer_add(p->out, c, cn);
+	size_t n = evbuffer_get_length(p->out);
+	const unsigned char *bytes = evbuffer_pullup(p->out, -1);
+	capture(p, bytes, n);
+	http_stream_write(p->r, p->out);
+	p->last_write_ns = clock_mono_ns();
+}
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *p = arg;
+	if (p->ended || p->client_gone)
+		return;
+	if (clock_mono_ns() - p->last_write_ns >= (uint64_t)HEARTBEAT_MS * 1000000u / 2) {
+		evbuffer_add(p->out, ": keep-alive\n\n", 14);
+		http_stream_write(p->r, p->out);
+		p->last_write_ns = clock_mono_ns();
+	}
+	struct timeval tv = clock_tv_ms(HEARTBEAT_MS);
+	evtimer_add(p->heartbeat, &tv);
+}
+
+static void on_drained(struct http_req *r, void *arg)
+{
+	struct proxy *p = arg;
+	if (p->paused && p->xfer && http_req_output_pending(r) < LWM) {
+		p->paused = false;
+		upstream_resume(p->xfer);
+	}
+}
+
+/* ---- upstream callbacks --------------------------------------------- */
+
+static int on_sse_event(const struct sse_event *ev, void *arg)
+{
+	struct proxy *p = arg;
+	if (ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {
+		start_stream(p);
+		stream_write(p, "data: [DONE]\n\n", 14, NULL, 0, NULL, 0);
+		return 0;
+	}
+	json_t *chunk = json_loadb(ev->data, ev->data_len, 0, NULL);
+	if (chunk) {
+		json_t *usage = json_object_get(chunk, "usage");
+		take_usage(p, usage);
+		json_t *choices = json_object_get(chunk, "choices");
+		bool usage_only =
+		    json_is_object(usage) && json_is_array(choices) && json_array_size(choices) == 0;
+		json_decref(chunk);
+		if (usage_only && p->injected_usage)
+			return 0; /* asked for by us, not by the client */
+	}
+	if (!p->first_token_ns)
+		p->first_token_ns = clock_mono_ns();
+	start_stream(p);
+	if (ev->event_len)
+		stream_write(p, "event: ", 7, ev->event, ev->event_len, "\n", 1);
+	stream_write(p, "data: ", 6, ev->data, ev->data_len, "\n\n", 2);
+	return 0;
+}
+
+static int on_response(void *ud, long status, const char *content_type)
+{
+	struct proxy *p = ud;
+	p->up_status = status;
+	bool sse = content_type && strncasecmp(content_type, "text/event-stream", 17) == 0;
+	p->mode = (status >= 200 && status < 300 && p->stream && sse) ? M_STREAM : M_BUFFER;
+	return 0;
+}
+
+static int on_data(void *ud, const char *data, size_t n)
+{
+	struct proxy *p = ud;
+	if (p->client_gone)
+		return -1;
+	if (p->mode == M_BUFFER) {
+		if (evbuffer_get_length(p->buf) + n > BUFFER_MAX) {
+			p->buf_overflow = true;
+			return -1;
+		}
+		evbuffer_add(p->buf, data, n);
+		return 0;
+	}
+	if (p->sent_headers && http_req_output_pending(p->r) > HWM) {
+		p->paused = true;
+		return UPSTREAM_PAUSE; /* took nothing: the same bytes come again after resume */
+	}
+	int rc = sse_feed(p->sse, data, n, on_sse_event, p);
+	if (rc) {
+		snprintf(p->error, sizeof(p->error), "upstream sent an event over %u bytes", SSE_EVENT_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+/* Answer from the buffered upstream body (success or a final error). */
+static void reply_buffered(struct proxy *p)
+{
+	size_t n = evbuffer_get_length(p->buf);
+	if (p->up_status >= 200 && p->up_status < 300) {
+		json_t *doc = json_loadb((const char *)evbuffer_pullup(p->buf, -1), n, 0, NULL);
+		if (doc)
+			take_usage(p, json_object_get(doc, "usage"));
+		json_decref(doc);
+	}
+	capture(p, evbuffer_pullup(p->buf, -1), n);
+	fusion_headers(p);
+	p->status = (int)p->up_status;
+	p->ended = true;
+	http_reply(p->r, (int)p->up_status, "application/json", p->buf);
+}
+
+static void on_done(void *ud, enum upstream_result res, long status, const char *detail)
+{
+	struct proxy *p = ud;
+	p->xfer = NULL;
+	if (p->client_gone)
+		return; /* the deferred finish does the rest */
+
+	if (p->mode == M_STREAM && p->sent_headers) {
+		/* Past the point of failover: end the stream, with an error event if it broke. */
+		if (res == UPSTREAM_OK)
+			sse_finish(p->sse, on_sse_event, p);
+		record_attempt(p, status, res == UPSTREAM_OK ? NULL : upstream_result_name(res));
+		if (res != UPSTREAM_OK) {
+			char ev[512];
+			snprintf(ev, sizeof(ev),
+			         "data: {\"error\":{\"message\":\"upstream stream failed: "
+			         "%s\",\"type\":\"upstream_error\","
+			         "\"code\":\"upstream_stream_error\"}}\n\n",
+			         upstream_result_name(res));
+			stream_write(p, ev, strlen(ev), NULL, 0, NULL, 0);
+			p->outcome = res == UPSTREAM_ETIMEOUT_IDLE ? "timeout" : "upstream_error";
+			snprintf(p->error, sizeof(p->error), "stream cut: %s",
+			         detail ? detail : upstream_result_name(res));
+		} else {
+			p->outcome = "ok";
+		}
+		p->ended = true;
+		http_stream_end(p->r);
+		finish(p);
+		return;
+	}
+
+	bool failed = res != UPSTREAM_OK || retryable_status(status) || p->buf_overflow;
+	char err[200] = "";
+	if (res != UPSTREAM_OK)
+		snprintf(err, sizeof(err), "%s%s%s", upstream_result_name(res), detail ? ": " : "",
+		         detail ? detail : "");
+	else if (retryable_status(status))
+		snprintf(err, sizeof(err), "upstream answered %ld", status);
+	record_attempt(p, res == UPSTREAM_OK ? status : 0, err[0] ? err : NULL);
+
+	if (failed && !p->buf_overflow && p->next < p->ncands && p->attempts < MAX_ATTEMPTS) {
+		log_info(p->r->id, "attempt %d on %s failed (%s); trying the next provider", p->attempts,
+		         p->tgt->provider->name, err);
+		attempt(p);
+		return;
+	}
+	if (res == UPSTREAM_OK && !p->buf_overflow) {
+		p->outcome = failed ? "upstream_error" : (status >= 400 ? "upstream_client_error" : "ok");
+		if (failed)
+			snprintf(p->error, sizeof(p->error), "%s", err);
+		reply_buffered(p);
+	} else if (p->buf_overflow) {
+		p->outcome = "upstream_error";
+		reply_error(p, 502, "upstream_too_large",
+		            "the upstream answer exceeds the size Fusion buffers");
+	} else {
+		bool timeout = res == UPSTREAM_ETIMEOUT_CONNECT || res == UPSTREAM_ETIMEOUT_FIRST_BYTE ||
+		               res == UPSTREAM_ETIMEOUT_IDLE;
+		p->outcome = timeout ? "timeout" : "upstream_error";
+		char msg[256];
+		snprintf(msg, sizeof(msg), "no provider could serve the request (last: %s)", err);
+		reply_error(p, timeout ? 504 : 502, timeout ? "upstream_timeout" : "upstream_unavailable",
+		            msg);
+	}
+	finish(p);
+}
+
+/* ---- attempts ------------------------------------------------------- */
+
+static char *upstream_url(const char *base, const char *suffix)
+{
+	size_t n = strlen(base);
+	while (n && base[n - 1] == '/')
+		n--;
+	size_t len = n + strlen(suffix) + 1;
+	char *u = xmalloc(len);
+	snprintf(u, len, "%.*s%s", (int)n, base, suffix);
+	return u;
+}
+
+static void attempt(struct proxy *p)
+{
+	while (p->next < p->ncands && p->attempts < MAX_ATTEMPTS) {
+		p->tgt = p->cands[p->next++];
+		const struct snap_provider *prov = p->tgt->provider;
+		const struct snap_key *key = route_pick_key(p->w->route, p->snap, prov);
+		p->attempts++;
+		p->attempt_start_ns = clock_mono_ns();
+		p->up_status = 0;
+		p->mode = M_BUFFER;
+		p->buf_overflow = false;
+		evbuffer_drain(p->buf, evbuffer_get_length(p->buf));
+
+		json_object_set_new(p->body, "model", json_string(p->tgt->provider_model));
+		char *payload = json_dumps(p->body, JSON_COMPACT);
+		char *url =
+		    upstream_url(prov->base_url, p->kind == K_CHAT ? "/chat/completions" : "/embeddings");
+
+		/* Headers: ours, the provider's extras; never the client's own. */
+		size_t nh = 0;
+		char *h[8 + 64];
+		char auth[TOKEN_BUF + 4200];
+		h[nh++] = xstrdup("Content-Type: application/json");
+		h[nh++] = xstrdup(p->stream ? "Accept: text/event-stream" : "Accept: application/json");
+		char rid[REQID_BUF + 16];
+		snprintf(rid, sizeof(rid), "X-Request-Id: %s", p->r->id);
+		h[nh++] = xstrdup(rid);
+		h[nh++] = xstrdup("User-Agent: fusion/" FUSION_VERSION);
+		if (key) {
+			snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key->secret);
+			h[nh++] = xstrdup(auth);
+			sodium_memzero(auth, sizeof(auth));
+		}
+		for (size_t i = 0; i < prov->nheaders && nh < sizeof(h) / sizeof(h[0]); i++) {
+			size_t len = strlen(prov->headers[i].name) + strlen(prov->headers[i].value) + 3;
+			h[nh] = xmalloc(len);
+			snprintf(h[nh], len, "%s: %s", prov->headers[i].name, prov->headers[i].value);
+			nh++;
+		}
+		struct upstream_request req = {
+			.method = "POST",
+			.url = url,
+			.headers = (const char *const *)h,
+			.nheaders = nh,
+			.body = payload,
+			.body_len = payload ? strlen(payload) : 0,
+			.connect_timeout_ms = CONNECT_TIMEOUT_MS,
+			.first_byte_timeout_ms = prov->timeout_ms > 0 ? prov->timeout_ms : 60000,
+			.idle_timeout_ms = IDLE_TIMEOUT_MS,
+			.on_response = on_response,
+			.on_data = on_data,
+			.on_done = on_done,
+			.ud = p,
+		};
+		p->xfer = payload ? upstream_start(p->w->up, &req) : NULL;
+		for (size_t i = 0; i < nh; i++) {
+			sodium_memzero(h[i], strlen(h[i]));
+			free(h[i]);
+		}
+		free(url);
+		free(payload);
+		if (p->xfer)
+			return;
+		record_attempt(p, 0, "could not start the upstream request");
+	}
+	p->outcome = "upstream_error";
+	reply_error(p, 502, "upstream_unavailable", "no provider could serve the request");
+	finish(p);
+}
+
+/* ---- the client side ------------------------------------------------ */
+
+static void on_finish_ev(evutil_socket_t fd, short what, void *arg)
+{
+	finish(arg);
+}
+
+static void on_client_close(struct http_req *r, void *arg)
+{
+	struct proxy *p = arg;
+	p->client_gone = true;
+	p->outcome = "client_disconnected";
+	p->status = 499; /* the log's convention for "client closed the request" */
+	if (p->xfer) {
+		record_attempt(p, p->up_status, "client disconnected");
+		upstream_cancel(p->xfer); /* the provider sees its connection closed now */
+		p->xfer = NULL;
+	}
+	/* Not from inside evhttp's connection teardown: next loop turn. */
+	event_active(p->finish_ev, EV_TIMEOUT, 0);
+}
+
+static void free_proxy(struct proxy *p)
+{
+	if (p->xfer)
+		upstream_cancel(p->xfer);
+	event_free(p->heartbeat);
+	event_free(p->finish_ev);
+	sse_free(p->sse);
+	evbuffer_free(p->buf);
+	evbuffer_free(p->out);
+	evbuffer_free(p->capture);
+	json_decref(p->body);
+	json_decref(p->attempts_log);
+	free(p->req_capture);
+	snapshot_unref(p->snap);
+	free(p);
+}
+
+/* Worker stopping with this request unanswered. */
+static void on_abort(struct http_req *r)
+{
+	/* r->close_arg is our proxy (set with http_req_on_close). */
+	struct proxy *p = r->close_arg;
+	if (p)
+		free_proxy(p);
+}
+
+static char *dup_cap(struct evbuffer *b)
+{
+	size_t n = evbuffer_get_length(b);
+	char *s = xmalloc(n + 1);
+	evbuffer_copyout(b, s, n);
+	s[n] = '\0';
+	return s;
+}
+
+static void finish(struct proxy *p)
+{
+	evtimer_del(p->heartbeat);
+	if (!p->ended) {
+		/* Client gone: end r so evhttp frees it. */
+		p->ended = true;
+		if (p->sent_headers)
+			http_stream_end(p->r);
+		else
+			http_reply(p->r, 499, NULL, NULL);
+	}
+	struct log_record *rec = log_record_new();
+	snprintf(rec->id, sizeof(rec->id), "%s", p->rid);
+	rec->created_at = clock_wall_ms();
+	if (p->ck) {
+		rec->client_key_id = p->ck->id;
+		rec->client_key_name = xstrdup(p->ck->name);
+	}
+	rec->client_format = xstrdup("openai");
+	rec->client_model = xstrdup(p->model);
+	if (p->tgt) {
+		rec->provider_id = p->tgt->provider->id;
+		rec->provider_name = xstrdup(p->tgt->provider->name);
+		rec->provider_model = xstrdup(p->tgt->provider_model);
+	}
+	rec->status_code = p->status;
+	rec->outcome = xstrdup(p->outcome ? p->outcome : "ok");
+	rec->error = p->error[0] ? xstrdup(p->error) : NULL;
+	rec->latency_ms = (int64_t)((clock_mono_ns() - p->start_ns) / 1000000u);
+	rec->ttft_ms = p->first_token_ns ? (int64_t)((p->first_token_ns - p->start_ns) / 1000000u) : -1;
+	rec->prompt_tokens = p->prompt_tokens;
+	rec->completion_tokens = p->completion_tokens;
+	rec->total_tokens = p->total_tokens >= 0 ? p->total_tokens
+	                    : (p->prompt_tokens >= 0 && p->completion_tokens >= 0)
+	                        ? p->prompt_tokens + p->completion_tokens
+	                        : -1;
+	rec->cached_tokens = p->cached_tokens;
+	rec->stream = p->stream;
+	rec->client_addr = xstrdup(p->peer);
+	rec->attempts_json = json_dumps(p->attempts_log, JSON_COMPACT);
+	rec->request_body = p->req_capture;
+	p->req_capture = NULL;
+	rec->response_body = dup_cap(p->capture);
+	logwriter_submit(p->w->srv->app->logw, rec);
+	free_proxy(p);
+}
+
+/* ---- entry ---------------------------------------------------------- */
+
+/* The client key from Authorization: Bearer or x-api-key, looked up. */
+static const struct snap_client_key *client_key(struct http_req *r, const struct snapshot *s)
+{
+	const char *v = http_req_header(r, "Authorization");
+	char token[TOKEN_BUF + 8] = "";
+	if (v && strncasecmp(v, "Bearer ", 7) == 0)
+		snprintf(token, sizeof(token), "%s", v + 7 + strspn(v + 7, " "));
+	else if ((v = http_req_header(r, "x-api-key")))
+		snprintf(token, sizeof(token), "%s", v);
+	if (!token[0])
+		return NULL;
+	char hash[TOKEN_HASH_BUF];
+	token_hash(token, hash);
+	sodium_memzero(token, sizeof(token));
+	return snapshot_client_key(s, hash);
+}
+
+/* 401 unless the key exists, is enabled and not expired. */
+static const struct snap_client_key *authenticate(struct http_req *r, const struct snapshot *s)
+{
+	const struct snap_client_key *k = client_key(r, s);
+	if (!k) {
+		http_reply_error(r, 401, "invalid_api_key",
+		                 "a valid Fusion client key is required (Authorization: Bearer fk-...)");
+		return NULL;
+	}
+	if (!k->enabled || (k->expires_at && k->expires_at <= clock_wall_ms())) {
+		http_reply_error(r, 401, "invalid_api_key", "this client key is %s",
+		                 k->enabled ? "expired" : "disabled");
+		return NULL;
+	}
+	return k;
+}
+
+static void begin(struct http_req *r, enum kind kind)
+{
+	struct worker *w = r->w;
+	struct snapshot *snap = w->snap;
+	const struct snap_client_key *ck = authenticate(r, snap);
+	if (!ck)
+		return;
+	json_t *body = http_read_json_object(r, 0);
+	if (!body)
+		return;
+	json_t *jm = json_object_get(body, "model");
+	if (!json_is_string(jm) || json_string_length(jm) == 0 || json_string_length(jm) > 256) {
+		json_decref(body);
+		http_reply_error(r, 400, "invalid_request", "model: required, a non-empty string");
+		return;
+	}
+	if (kind == K_CHAT && !json_is_array(json_object_get(body, "messages"))) {
+		json_decref(body);
+		http_reply_error(r, 400, "invalid_request", "messages: required, an array");
+		return;
+	}
+	if (kind == K_EMBED && !json_object_get(body, "input")) {
+		json_decref(body);
+		http_reply_error(r, 400, "invalid_request", "input: required");
+		return;
+	}
+	json_t *js = json_object_get(body, "stream");
+	if (js && !json_is_boolean(js)) {
+		json_decref(body);
+		http_reply_error(r, 400, "invalid_request", "stream: must be true or false");
+		return;
+	}
+	const char *model = json_string_value(jm);
+	if (!snap_client_key_allows(ck, model)) {
+		json_decref(body);
+		http_reply_error(r, 403, "model_not_allowed", "this client key may not use model '%s'",
+		                 model);
+		return;
+	}
+
+	struct proxy *p = xcalloc(1, sizeof(*p));
+	p->r = r;
+	p->w = w;
+	p->snap = snapshot_ref(snap);
+	p->kind = kind;
+	p->body = body;
+	p->ck = ck;
+	p->start_ns = r->start_ns;
+	snprintf(p->model, sizeof(p->model), "%s", model);
+	snprintf(p->rid, sizeof(p->rid), "%s", r->id);
+	snprintf(p->peer, sizeof(p->peer), "%s", http_req_peer(r));
+	p->stream = kind == K_CHAT && json_is_true(js);
+	p->prompt_tokens = p->completion_tokens = p->total_tokens = p->cached_tokens = -1;
+	p->attempts_log = json_array();
+	p->buf = evbuffer_new();
+	p->out = evbuffer_new();
+	p->capture = evbuffer_new();
+	p->sse = sse_new(SSE_EVENT_MAX);
+	p->heartbeat = evtimer_new(w->base, on_heartbeat, p);
+	p->finish_ev = event_new(w->base, -1, 0, on_finish_ev, p);
+	{
+		struct evbuffer *in = http_req_body(r);
+		size_t n = evbuffer_get_length(in);
+		size_t keep = n < CAPTURE_MAX ? n : CAPTURE_MAX;
+		p->req_capture = xmalloc(keep + 1);
+		evbuffer_copyout(in, p->req_capture, keep);
+		p->req_capture[keep] = '\0';
+	}
+	if (p->stream) {
+		json_t *so = json_object_get(body, "stream_options");
+		p->client_usage = json_is_object(so) && json_is_true(json_object_get(so, "include_usage"));
+		if (!p->client_usage) {
+			/* Count tokens: ask for usage, strip that chunk before the client sees it. */
+			if (!json_is_object(so)) {
+				so = json_object();
+				json_object_set_new(body, "stream_options", so);
+			}
+			json_object_set_new(so, "include_usage", json_true());
+			p->injected_usage = true;
+		}
+	}
+	http_req_on_close(r, on_client_close, p);
+	http_req_set_abort(r, on_abort);
+	http_stream_on_drained(r, on_drained, p);
+
+	p->ncands = route_plan(w->route, snap, model, p->cands, ROUTE_MAX_CANDIDATES);
+	if (p->ncands == 0) {
+		const struct snap_target *t = NULL;
+		bool known = snapshot_targets(snap, model, &t) > 0;
+		p->outcome = "no_route";
+		if (known)
+			reply_error(p, 503, "model_unavailable",
+			            "no enabled provider with a usable key serves this model right now");
+		else
+			reply_error(p, 404, "model_not_found", "the model does not exist");
+		finish(p);
+		return;
+	}
+	attempt(p);
+}
+
+void proxy_chat_completions(struct http_req *r)
+{
+	begin(r, K_CHAT);
+}
+
+void proxy_embeddings(struct http_req *r)
+{
+	begin(r, K_EMBED);
+}
+
+static json_t *model_json(const char *id)
+{
+	return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created", (json_int_t)0,
+	                 "owned_by", "fusion");
+}
+
+/* Is some target of this name usable (enabled all the way down)? */
+static bool model_listed(const struct snapshot *s, const char *name)
+{
+	const struct snap_target *t = NULL;
+	size_t n = snapshot_targets(s, name, &t);
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].enabled && t[i].provider->enabled)
+			return true;
+	}
+	return false;
+}
+
+void proxy_models(struct http_req *r)
+{
+	struct snapshot *snap = r->w->snap;
+	const struct snap_client_key *ck = authenticate(r, snap);
+	if (!ck)
+		return;
+	const char *prefix = "/v1/models/";
+	if (strncmp(r->path, prefix, strlen(prefix)) == 0 && r->path[strlen(prefix)]) {
+		const char *id = r->path + strlen(prefix);
+		if (!model_listed(snap, id) || !snap_client_key_allows(ck, id)) {
+			http_reply_error(r, 404, "model_not_found", "the model '%s' does not exist", id);
+			return;
+		}
+		http_reply_json(r, 200, model_json(id));
+		return;
+	}
+	json_t *data = json_array();
+	for (size_t i = 0; i < snap->ntargets; i++) {
+		const char *name = snap->targets[i].client_name;
+		if (i > 0 && strcmp(name, snap->targets[i - 1].client_name) == 0)
+			continue; /* targets are sorted by name: one entry per name */
+		if (model_listed(snap, name) && snap_client_key_allows(ck, name))
+			json_array_append_new(data, model_json(name));
+	}
+	http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+}

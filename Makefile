@@ -55,6 +55,21 @@ test: deps
 deps:
 	@scripts/deps.sh
 
+# Fusion against a fast fake upstream, direct and through nginx for
+# reference, in one run; rewrites the results in docs/BENCHMARKS.md.
+bench: deps
+	@BENCH_COMMAND='make bench' scripts/bench.sh
+
+BENCH_TOOL_CFLAGS = -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE
+
+$(BUILD)/tools/fast_upstream: tools/fast_upstream.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_TOOL_CFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libevent libevent_pthreads) -lpthread
+
+$(BUILD)/tools/slow_streams: tools/slow_streams.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_TOOL_CFLAGS) -o $@ $<
+
 _build: $(BUILD)/fusion
 
 _test: $(BUILD)/fusion $(BUILD)/asan/fusion $(BUILD)/asan/unit_tests $(TOOL_BINS)
@@ -68,7 +83,7 @@ unit: $(BUILD)/asan/unit_tests $(BUILD)/tsan/snapshot_concurrency $(BUILD)/tsan/
 # The cross-thread parts once more under ThreadSanitizer: the snapshot's
 # publication and the log writer's queue.  Criterion cannot run under
 # TSan, so these test files carry a small runner of their own.
-TSAN_BASE := $(shell find src/util src/store src/auth -name '*.c' | sort)
+TSAN_BASE := $(shell find src/util src/store src/auth -name '*.c' | sort) src/settings.c
 TSAN_CC = $(CC) -std=c17 -D_GNU_SOURCE -Isrc -Itests/unit -I$(BUILD)/gen $(PKG_CFLAGS) -O1 -g -fsanitize=thread
 
 $(BUILD)/tsan/snapshot_concurrency: tests/unit/gateway/test_snapshot_concurrency.c src/gateway/snapshot.c $(TSAN_BASE) | $(BUILD)/gen/version.h
@@ -78,6 +93,71 @@ $(BUILD)/tsan/snapshot_concurrency: tests/unit/gateway/test_snapshot_concurrency
 $(BUILD)/tsan/logwriter: tests/unit/gateway/test_logwriter.c src/gateway/logwriter.c $(TSAN_BASE) | $(BUILD)/gen/version.h
 	@mkdir -p $(dir $@)
 	$(TSAN_CC) -DLOGWRITER_TEST_NO_CRITERION -o $@ $(TSAN_BASE) src/gateway/logwriter.c $< $(LDLIBS)
+
+# End-to-end tests drive the sanitized binary, so a memory error or leak
+# in the server fails them (it exits non-zero and the tests check for 0).
+e2e: $(BUILD)/asan/fusion $(TOOL_BINS)
+	FUSION_BIN=$(abspath $(BUILD)/asan/fusion) FUSION_TOOLS=$(abspath $(BUILD)/asan/tools) \
+		ASAN_OPTIONS=detect_leaks=1 \
+		node --test --test-concurrency=2 tests/e2e/
+
+ui: $(BUILD)/fusion
+	FUSION_BIN=$(abspath $(BUILD)/fusion) node --test --test-concurrency=1 tests/ui/
+
+# ---- release binary -----------------------------------------------------
+
+$(BUILD)/fusion: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/version.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# ---- version stamp: rewritten only when the version or revision changes,
+# so a new commit rebuilds just the files that print it.
+
+$(BUILD)/gen/version.h: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define FUSION_VERSION "%s"\n#define FUSION_REV "%s"\n' '$(VERSION)' '$(GIT_REV)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+FORCE:
+
+# ---- embedded web UI ----------------------------------------------------
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+web: web/dist/index.html
+
+web/dist/index.html: $(WEB_SRCS) $(NPM_STAMP)
+	npm run --silent build:web
+
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -O2 $(WARN) -D_GNU_SOURCE -o $@ $<
+
+$(BUILD)/gen/webui.c: web/dist/index.html $(BUILD)/tools/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed web/dist $@
+
+# ---- sanitizer build and unit tests ------------------------------------
+
+$(BUILD)/asan/%.o: %.c | $(BUILD)/gen/version.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/unit -O1 -g -std=c17 $(WARN) $(SAN) -c -o $@ $<
+
+$(BUILD)/asan/fusion: $(ASAN_OBJS) $(BUILD)/asan/src/main.o
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/asan/unit_tests: $(ASAN_OBJS) $(UNIT_OBJS)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS) -lcriterion
+
+# Small helper programs the end-to-end tests drive (sanitized too).
+$(BUILD)/asan/tools/%: tests/tools/%.c $(ASAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -O1 -g -std=c17 $(WARN) $(SAN) -o $@ $< $(ASAN_OBJS) $(LDLIBS)
 
 # ---- quality ------------------------------------------------------------
 

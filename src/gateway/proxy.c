@@ -37,6 +37,7 @@
 
 #include "app.h"
 #include "auth/token.h"
+#include "gateway/breaker.h"
 #include "gateway/logwriter.h"
 #include "gateway/route.h"
 #include "gateway/snapshot.h"
@@ -44,19 +45,19 @@
 #include "http/body.h"
 #include "http/request.h"
 #include "http/server.h"
+#include "store/store.h"
 #include "upstream/client.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "version.h"
 
-#define MAX_ATTEMPTS 5
 #define BUFFER_MAX (32u << 20)   /* a whole non-streamed answer */
-#define CAPTURE_MAX (64u << 10)  /* body bytes kept in a log row */
 #define SSE_EVENT_MAX (4u << 20) /* one upstream event */
 #define HWM (256u << 10)         /* pause the upstream above this many queued bytes */
 #define LWM (64u << 10)          /* resume below this */
 #define HEARTBEAT_MS 5000
+#define WATCH_MS 250 /* how often a waiting request looks for its client */
 #define CONNECT_TIMEOUT_MS 10000
 #define IDLE_TIMEOUT_MS 120000
 
@@ -79,8 +80,13 @@ struct proxy {
 	int attempts;
 	json_t *attempts_log; /* owned: [{provider, status, latency_ms, error}] */
 
+	bool ignore_breakers;      /* every candidate was cooling down: try them anyway */
+	size_t capture_max;        /* body bytes kept in the log row (settings) */
+
 	/* the current attempt */
 	const struct snap_target *tgt;
+	const struct snap_key *key; /* NULL for a provider without keys */
+	int64_t retry_after_s;      /* from a 429/503 answer; 0 if none */
 	struct upstream_xfer *xfer; /* NULL when none is running */
 	uint64_t attempt_start_ns;
 	long up_status;
@@ -94,6 +100,7 @@ struct proxy {
 	bool ended; /* r was ended */
 	bool client_gone;
 	struct event *heartbeat; /* owned */
+	struct event *watch;     /* owned: notices a client gone before any answer byte */
 	struct event *finish_ev; /* owned */
 	uint64_t last_write_ns, first_token_ns;
 
@@ -111,14 +118,56 @@ struct proxy {
 
 static void attempt(struct proxy *p);
 static void finish(struct proxy *p);
+static void on_client_close(struct http_req *r, void *arg);
 
 /* ---- small helpers ------------------------------------------------- */
 
 static void capture(struct proxy *p, const void *data, size_t n)
 {
 	size_t have = evbuffer_get_length(p->capture);
-	if (have < CAPTURE_MAX)
-		evbuffer_add(p->capture, data, n < CAPTURE_MAX - have ? n : CAPTURE_MAX - have);
+	if (have < p->capture_max)
+		evbuffer_add(p->capture, data, n < p->capture_max - have ? n : p->capture_max - have);
+}
+
+/* The provider refused this key (401/403): mark it bad for every worker
+ * until an operator edits it.  Rare, so a synchronous write is fine. */
+static void mark_key_bad(struct proxy *p, long status)
+{
+	if (!p->key)
+		return;
+	struct store *st = p->w->store;
+	char reason[64];
+	snprintf(reason, sizeof(reason), "upstream answered %ld", status);
+	struct store_value v[] = { sv_text(reason), sv_int(clock_wall_ms()), sv_int(p->key->id) };
+	if (store_exec(st, "UPDATE provider_keys SET status = 'bad', status_reason = ?, updated_at = ? WHERE id = ?", v,
+	               3, NULL) != 0) {
+		log_warn(p->rid, "could not mark key %lld bad: %s", (long long)p->key->id, store_errmsg(st));
+		return;
+	}
+	log_warn(p->rid, "provider %s: key %lld marked bad (%s)", p->tgt->provider->name, (long long)p->key->id,
+	         reason);
+	const struct app *app = p->w->srv->app;
+	char err[256];
+	if (snapshot_rebuild(app->hub, st, app->secrets, err, sizeof(err)) != 0)
+		log_error(p->rid, "key marked bad but the configuration was not republished: %s", err);
+}
+
+/* Feed the breaker with the outcome of the attempt that just ended. */
+static void breaker_note(struct proxy *p, enum upstream_result res, long status)
+{
+	int64_t now = clock_wall_ms();
+	const struct snap_provider *prov = p->tgt->provider;
+	if (res != UPSTREAM_OK || status == 408 || status >= 500) {
+		breaker_failure(prov, now);
+	} else if (status == 429) {
+		int64_t s = p->retry_after_s > 0 ? p->retry_after_s : 10;
+		if (p->key)
+			breaker_key_cool(p->key, now + s * 1000);
+	} else if (status == 401 || status == 403) {
+		mark_key_bad(p, status);
+	} else {
+		breaker_success(prov);
+	}
 }
 
 static void take_usage(struct proxy *p, const json_t *usage)
@@ -148,9 +197,11 @@ static void record_attempt(struct proxy *p, long status, const char *error)
 	json_array_append_new(p->attempts_log, a);
 }
 
+/* Worth another provider: the fault is upstream's, not the request's.
+ * 401/403 mean this key was refused, which another key may not be. */
 static bool retryable_status(long s)
 {
-	return s == 408 || s == 429 || s >= 500;
+	return s == 401 || s == 403 || s == 408 || s == 429 || s >= 500;
 }
 
 /* Headers the client sees on a proxied answer. */
@@ -260,6 +311,15 @@ static int on_response(void *ud, long status, const char *content_type)
 {
 	struct proxy *p = ud;
 	p->up_status = status;
+	p->retry_after_s = 0;
+	if (status == 429 || status == 503) {
+		const char *ra = upstream_response_header(p->xfer, "retry-after");
+		if (ra && *ra && strspn(ra, "0123456789") == strlen(ra) && strlen(ra) < 9) {
+			p->retry_after_s = strtoll(ra, NULL, 10);
+			if (p->retry_after_s > BREAKER_RETRY_AFTER_MAX_S)
+				p->retry_after_s = BREAKER_RETRY_AFTER_MAX_S;
+		}
+	}
 	bool sse = content_type && strncasecmp(content_type, "text/event-stream", 17) == 0;
 	p->mode = (status >= 200 && status < 300 && p->stream && sse) ? M_STREAM : M_BUFFER;
 	return 0;
@@ -316,9 +376,10 @@ static void on_done(void *ud, enum upstream_result res, long status, const char 
 
 	if (p->mode == M_STREAM && p->sent_headers) {
 		/* Past the point of failover: end the stream, with an error event if it broke. */
-		if (res == UPSTREAM_OK)
-			sse_finish(p->sse, on_sse_event, p);
+		if (res == UPSTREAM_OK && sse_finish(p->sse, on_sse_event, p) == SSE_ETRUNCATED)
+			log_info(p->rid, "upstream stream ended mid-line");
 		record_attempt(p, status, res == UPSTREAM_OK ? NULL : upstream_result_name(res));
+		breaker_note(p, res, res == UPSTREAM_OK ? 200 : 0);
 		if (res != UPSTREAM_OK) {
 			char ev[512];
 			snprintf(ev, sizeof(ev),
@@ -347,8 +408,9 @@ static void on_done(void *ud, enum upstream_result res, long status, const char 
 	else if (retryable_status(status))
 		snprintf(err, sizeof(err), "upstream answered %ld", status);
 	record_attempt(p, res == UPSTREAM_OK ? status : 0, err[0] ? err : NULL);
+	breaker_note(p, res, res == UPSTREAM_OK ? status : 0);
 
-	if (failed && !p->buf_overflow && p->next < p->ncands && p->attempts < MAX_ATTEMPTS) {
+	if (failed && !p->buf_overflow && p->next < p->ncands && p->attempts < p->snap->settings.max_attempts) {
 		log_info(p->r->id, "attempt %d on %s failed (%s); trying the next provider", p->attempts,
 		         p->tgt->provider->name, err);
 		attempt(p);
@@ -390,10 +452,16 @@ static char *upstream_url(const char *base, const char *suffix)
 
 static void attempt(struct proxy *p)
 {
-	while (p->next < p->ncands && p->attempts < MAX_ATTEMPTS) {
+	while (p->next < p->ncands && p->attempts < p->snap->settings.max_attempts) {
 		p->tgt = p->cands[p->next++];
 		const struct snap_provider *prov = p->tgt->provider;
-		const struct snap_key *key = route_pick_key(p->w->route, p->snap, prov);
+		int64_t now = clock_wall_ms();
+		if (!p->ignore_breakers && !breaker_allow(prov, now))
+			continue; /* cooling down (or another request holds its one probe) */
+		const struct snap_key *key = route_pick_key(p->w->route, p->snap, prov, now);
+		if (!key && prov->nkeys > 0)
+			key = route_pick_key(p->w->route, p->snap, prov, 0); /* every key cooling: try anyway */
+		p->key = key;
 		p->attempts++;
 		p->attempt_start_ns = clock_mono_ns();
 		p->up_status = 0;
@@ -460,6 +528,19 @@ static void attempt(struct proxy *p)
 
 /* ---- the client side ------------------------------------------------ */
 
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *p = arg;
+	if (p->ended || p->client_gone || p->sent_headers)
+		return; /* once bytes flow, a failed write tells us instead */
+	if (http_req_client_closed(p->r)) {
+		on_client_close(p->r, p);
+		return;
+	}
+	struct timeval tv = clock_tv_ms(WATCH_MS);
+	evtimer_add(p->watch, &tv);
+}
+
 static void on_finish_ev(evutil_socket_t fd, short what, void *arg)
 {
 	finish(arg);
@@ -485,6 +566,7 @@ static void free_proxy(struct proxy *p)
 	if (p->xfer)
 		upstream_cancel(p->xfer);
 	event_free(p->heartbeat);
+	event_free(p->watch);
 	event_free(p->finish_ev);
 	sse_free(p->sse);
 	evbuffer_free(p->buf);
@@ -518,6 +600,7 @@ static char *dup_cap(struct evbuffer *b)
 static void finish(struct proxy *p)
 {
 	evtimer_del(p->heartbeat);
+	evtimer_del(p->watch);
 	if (!p->ended) {
 		/* Client gone: end r so evhttp frees it. */
 		p->ended = true;
@@ -555,9 +638,11 @@ static void finish(struct proxy *p)
 	rec->stream = p->stream;
 	rec->client_addr = xstrdup(p->peer);
 	rec->attempts_json = json_dumps(p->attempts_log, JSON_COMPACT);
-	rec->request_body = p->req_capture;
-	p->req_capture = NULL;
-	rec->response_body = dup_cap(p->capture);
+	if (p->capture_max) { /* bodies are kept only when the settings say so */
+		rec->request_body = p->req_capture;
+		p->req_capture = NULL;
+		rec->response_body = dup_cap(p->capture);
+	}
 	logwriter_submit(p->w->srv->app->logw, rec);
 	free_proxy(p);
 }
@@ -632,9 +717,9 @@ static void begin(struct http_req *r, enum kind kind)
 	}
 	const char *model = json_string_value(jm);
 	if (!snap_client_key_allows(ck, model)) {
-		json_decref(body);
 		http_reply_error(r, 403, "model_not_allowed", "this client key may not use model '%s'",
 		                 model);
+		json_decref(body); /* after the reply: model points into it */
 		return;
 	}
 
@@ -650,6 +735,7 @@ static void begin(struct http_req *r, enum kind kind)
 	snprintf(p->rid, sizeof(p->rid), "%s", r->id);
 	snprintf(p->peer, sizeof(p->peer), "%s", http_req_peer(r));
 	p->stream = kind == K_CHAT && json_is_true(js);
+	p->capture_max = snap->settings.log_body_enabled ? (size_t)snap->settings.log_body_max_bytes : 0;
 	p->prompt_tokens = p->completion_tokens = p->total_tokens = p->cached_tokens = -1;
 	p->attempts_log = json_array();
 	p->buf = evbuffer_new();
@@ -657,11 +743,12 @@ static void begin(struct http_req *r, enum kind kind)
 	p->capture = evbuffer_new();
 	p->sse = sse_new(SSE_EVENT_MAX);
 	p->heartbeat = evtimer_new(w->base, on_heartbeat, p);
+	p->watch = evtimer_new(w->base, on_watch, p);
 	p->finish_ev = event_new(w->base, -1, 0, on_finish_ev, p);
 	{
 		struct evbuffer *in = http_req_body(r);
 		size_t n = evbuffer_get_length(in);
-		size_t keep = n < CAPTURE_MAX ? n : CAPTURE_MAX;
+		size_t keep = n < p->capture_max ? n : p->capture_max;
 		p->req_capture = xmalloc(keep + 1);
 		evbuffer_copyout(in, p->req_capture, keep);
 		p->req_capture[keep] = '\0';
@@ -682,8 +769,16 @@ static void begin(struct http_req *r, enum kind kind)
 	http_req_on_close(r, on_client_close, p);
 	http_req_set_abort(r, on_abort);
 	http_stream_on_drained(r, on_drained, p);
+	{
+		struct timeval tv = clock_tv_ms(WATCH_MS);
+		evtimer_add(p->watch, &tv);
+	}
 
-	p->ncands = route_plan(w->route, snap, model, p->cands, ROUTE_MAX_CANDIDATES);
+	p->ncands = route_plan(w->route, snap, model, p->cands, ROUTE_MAX_CANDIDATES, clock_wall_ms());
+	if (p->ncands == 0) {
+		p->ncands = route_plan(w->route, snap, model, p->cands, ROUTE_MAX_CANDIDATES, 0);
+		p->ignore_breakers = true;
+	}
 	if (p->ncands == 0) {
 		const struct snap_target *t = NULL;
 		bool known = snapshot_targets(snap, model, &t) > 0;

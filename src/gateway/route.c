@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/breaker.h"
 #include "util/alloc.h"
 
 #define BUCKETS 256
@@ -131,7 +132,7 @@ bool route_target_usable(const struct snap_target *t)
 }
 
 size_t route_plan(struct route_state *rs, const struct snapshot *s, const char *model,
-                  const struct snap_target **out, size_t max)
+                  const struct snap_target **out, size_t max, int64_t now_ms)
 {
 	const struct snap_target *first = NULL;
 	size_t n = snapshot_targets(s, model, &first);
@@ -145,7 +146,7 @@ size_t route_plan(struct route_state *rs, const struct snapshot *s, const char *
 		int weights[ROUTE_MAX_CANDIDATES];
 		size_t g = 0;
 		for (size_t k = i; k < j && g < ROUTE_MAX_CANDIDATES; k++) {
-			if (route_target_usable(&first[k])) {
+			if (route_target_usable(&first[k]) && !(now_ms && breaker_cooling(first[k].provider, now_ms))) {
 				group[g] = &first[k];
 				weights[g] = first[k].weight > 0 ? first[k].weight : 1;
 				g++;
@@ -178,13 +179,13 @@ size_t route_plan(struct route_state *rs, const struct snapshot *s, const char *
 }
 
 const struct snap_key *route_pick_key(struct route_state *rs, const struct snapshot *s,
-                                      const struct snap_provider *p)
+                                      const struct snap_provider *p, int64_t now_ms)
 {
 	const struct snap_key *usable[ROUTE_MAX_CANDIDATES];
 	int weights[ROUTE_MAX_CANDIDATES];
 	size_t n = 0;
 	for (size_t i = 0; i < p->nkeys && n < ROUTE_MAX_CANDIDATES; i++) {
-		if (key_usable(&p->keys[i])) {
+		if (key_usable(&p->keys[i]) && !breaker_key_cooling(&p->keys[i], now_ms)) {
 			usable[n] = &p->keys[i];
 			weights[n] = p->keys[i].weight > 0 ? p->keys[i].weight : 1;
 			n++;

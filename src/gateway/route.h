@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "gateway/snapshot.h"
+#include <stdbool.h>
 
 #define ROUTE_MAX_CANDIDATES 32
 
@@ -30,14 +31,18 @@ struct route_state *route_state_new(void);
 void route_state_free(struct route_state *rs); /* NULL ok */
 
 /* Fill out[] with up to max usable targets for model, in attempt order.
- * Returns how many.  Does not allocate per call (state entries aside). */
+ * Returns how many.  Does not allocate per call (state entries aside).
+ * Providers whose breaker is cooling down (breaker.h) are left out while
+ * now_ms is given (0 = ignore breakers, the fallback when every
+ * candidate is cooling). */
 size_t route_plan(struct route_state *rs, const struct snapshot *s, const char *model,
-                  const struct snap_target **out, size_t max);
+                  const struct snap_target **out, size_t max, int64_t now_ms);
 
 /* Next key of provider p by smooth weighted round-robin among the enabled,
- * not-bad keys; NULL when there is none. */
+ * not-bad keys that are not cooling down after a 429 at now_ms; NULL when
+ * there is none. */
 const struct snap_key *route_pick_key(struct route_state *rs, const struct snapshot *s,
-                                      const struct snap_provider *p);
+                                      const struct snap_provider *p, int64_t now_ms);
 
 /* Is this target usable now (target, provider and some key)? */
 bool route_target_usable(const struct snap_target *t);

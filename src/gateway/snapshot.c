@@ -115,6 +115,7 @@ struct snapshot *snapshot__new(void)
 {
 	struct snapshot_impl *im = xcalloc(1, sizeof(*im));
 	atomic_init(&im->pub.refs, 1);
+	settings_defaults(&im->pub.settings);
 	atomic_fetch_add(&live_snapshots, 1);
 	return &im->pub;
 }
@@ -742,6 +743,10 @@ int snapshot_build(struct store *st, const struct secrets *sec, struct snapshot 
 		goto out;
 	}
 	rc = load_providers(&b) || load_keys(&b) || load_targets(&b) || load_client_keys(&b) ? -1 : 0;
+	if (rc == 0 && settings_load(st, &b.s->settings) != 0) {
+		build_fail(&b, "cannot read settings: %s", store_errmsg(st));
+		rc = -1;
+	}
 	store_rollback(st); /* nothing was written */
 out:
 	if (rc == 0)
@@ -847,6 +852,26 @@ void snapshot_unsubscribe(struct snapshot_hub *hub, struct snapshot_sub *sub)
 	free(sub);
 }
 
+/* A configuration change must not forget which providers and keys are
+ * cooling down: copy the breaker state over by id. */
+static void carry_breakers(struct snapshot *to, const struct snapshot *from)
+{
+	for (size_t i = 0; i < to->nproviders; i++) {
+		struct snap_provider *np = &to->providers[i];
+		struct snap_provider *op = (struct snap_provider *)snapshot_provider(from, np->id);
+		if (!op)
+			continue;
+		atomic_store(&np->cool_until_ms, atomic_load(&op->cool_until_ms));
+		atomic_store(&np->fails, atomic_load(&op->fails));
+		for (size_t k = 0; k < np->nkeys; k++) {
+			for (size_t j = 0; j < op->nkeys; j++) {
+				if (op->keys[j].id == np->keys[k].id)
+					atomic_store(&np->keys[k].cool_until_ms, atomic_load(&op->keys[j].cool_until_ms));
+			}
+		}
+	}
+}
+
 void snapshot_publish(struct snapshot_hub *hub, struct snapshot *s)
 {
 	pthread_mutex_lock(&hub->lock);
@@ -859,6 +884,8 @@ void snapshot_publish(struct snapshot_hub *hub, struct snapshot *s)
 	}
 	s->version = ++hub->version;
 	struct snapshot *old = hub->current;
+	if (old)
+		carry_breakers(s, old);
 	hub->current = s;
 	for (struct snapshot_sub *sub = hub->subs; sub; sub = sub->next) {
 		/* The reference is in the mailbox before the wake, so a wake

@@ -44,6 +44,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "settings.h"
+
 struct store;
 struct secrets;
 struct event_base;
@@ -61,6 +63,9 @@ struct snap_key {
 	int weight;
 	bool enabled;
 	bool bad; /* provider_keys.status is not 'ok' (auto-disabled after auth errors) */
+	/* Breaker state, shared by all workers and carried to the next
+	 * snapshot: the only mutable fields, atomics. */
+	_Atomic int64_t cool_until_ms; /* epoch ms: skip the key until then (429 Retry-After) */
 };
 
 struct snap_header {
@@ -81,6 +86,10 @@ struct snap_provider {
 	size_t nheaders;
 	struct snap_key *keys; /* owned by the snapshot; in position order, then id */
 	size_t nkeys;
+	/* Passive circuit breaker (see gateway/breaker.h): atomics, carried
+	 * from one snapshot to the next by provider id. */
+	_Atomic int64_t cool_until_ms; /* epoch ms: skip the provider until then */
+	atomic_int fails;              /* consecutive failed attempts */
 };
 
 /*
@@ -124,6 +133,7 @@ struct snapshot {
 	size_t ntargets;
 	struct snap_client_key *client_keys; /* owned; sorted by key_hash */
 	size_t nclient_keys;
+	struct settings settings;            /* the operator settings at build time */
 };
 
 /* Lookups: binary searches, no allocation, no lock.  NULL / 0 when absent. */

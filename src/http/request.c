@@ -3,7 +3,10 @@
  */
 #include "http/request.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <sys/socket.h>
 #include <event2/http.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -150,6 +153,25 @@ void http_req_on_close(struct http_req *r, void (*cb)(struct http_req *r, void *
 void http_req_set_abort(struct http_req *r, void (*abort)(struct http_req *r))
 {
 	r->abort_cb = abort;
+}
+
+bool http_req_client_closed(const struct http_req *r)
+{
+	struct evhttp_connection *c = r->ev ? evhttp_request_get_connection(r->ev) : NULL;
+	if (!c)
+		return true; /* evhttp already let go of the connection */
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(c);
+	struct bufferevent *under = bev ? bufferevent_get_underlying(bev) : NULL;
+	evutil_socket_t fd = bufferevent_getfd(under ? under : bev);
+	if (fd < 0)
+		return true;
+	char byte;
+	ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0)
+		return false; /* more data (a pipelined request): still there */
+	if (n == 0)
+		return true; /* end of file */
+	return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
 size_t http_req_output_pending(const struct http_req *r)

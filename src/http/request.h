@@ -75,6 +75,12 @@ void http_stream_write(struct http_req *r, struct evbuffer *buf);
 void http_stream_on_drained(struct http_req *r, void (*drained)(struct http_req *r, void *arg), void *arg);
 void http_stream_end(struct http_req *r);
 
+/* Has the client closed its connection while r is unanswered?  evhttp
+ * reads nothing more once a request is parsed, so a client that leaves
+ * before any answer byte is written would go unnoticed; this peeks at the
+ * socket (no data is consumed) for end-of-file or an error. */
+bool http_req_client_closed(const struct http_req *r);
+
 /* Response bytes queued for this client and not yet in the kernel. */
 size_t http_req_output_pending(const struct http_req *r);
 

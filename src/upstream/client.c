@@ -597,12 +597,16 @@ void upstream_free(struct upstream *u)
 		log_error(NULL, "upstream_free called from inside an upstream callback");
 		abort();
 	}
-	while (u->xfers)
-		xfer_free(u->xfers); /* removing an unfinished one closes its connection */
+	for (struct upstream_xfer *x = u->xfers, *next; x; x = next) {
+		next = x->next;
+		xfer_free(x); /* removing an unfinished one closes its connection */
+	}
 	if (u->multi)
 		curl_multi_cleanup(u->multi); /* may still call sock_cb / timer_cb */
-	while (u->socks)
-		usock_free(u, u->socks);
+	for (struct usock *s = u->socks, *next; s; s = next) {
+		next = s->next;
+		usock_free(u, s);
+	}
 	if (u->timer_ev)
 		event_free(u->timer_ev);
 	if (u->kick_ev)

@@ -38,7 +38,10 @@
  * (Accept-Encoding via CURLOPT_ACCEPT_ENCODING "") and on_data always sees
  * the decoded bytes, so the caller must not forward the provider's
  * Content-Encoding / Content-Length.  Do not pass an Accept-Encoding header.
- * Redirects are not followed: a 3xx is an ordinary response.
+ * Redirects are not followed: a 3xx is an ordinary response.  Requests never
+ * use "Expect: 100-continue" (curl adds it to bodies over 1 MiB and may then
+ * wait up to 1 s for a 100 the server never sends).  Proxies from the
+ * environment (https_proxy, ...) are honoured, as curl does by default.
  */
 #ifndef FUSION_UPSTREAM_CLIENT_H
 #define FUSION_UPSTREAM_CLIENT_H

@@ -511,10 +511,11 @@ describe('admin CRUD', () => {
 
   // ---- settings ------------------------------------------------------------------
 
-  test('settings: the four settings, validated updates, read back', async () => {
+  test('settings: every setting, validated updates, read back', async () => {
     let res = await call('GET', '/api/admin/settings');
     assert.equal(res.status, 200, show(res));
-    assert.deepEqual(Object.keys(res.json).sort(), ['health_check_interval_seconds', 'log_body_enabled', 'log_body_max_bytes', 'log_retention_days']);
+    assert.deepEqual(Object.keys(res.json).sort(), ['health_check_interval_seconds', 'log_body_enabled', 'log_body_max_bytes', 'log_retention_days', 'max_attempts']);
+    assert.equal(res.json.max_attempts, 5);
     assert.equal(typeof res.json.log_body_enabled, 'boolean');
     for (const k of ['health_check_interval_seconds', 'log_body_max_bytes', 'log_retention_days']) assert.ok(Number.isInteger(res.json[k]), k);
     assert.ok(!res.text.includes('secrets.check'), 'internal rows are not shown');
@@ -533,6 +534,7 @@ describe('admin CRUD', () => {
       [{ log_retention_days: 3651 }, 'log_retention_days'], [{ log_retention_days: '7' }, 'log_retention_days'],
       [{ log_retention_days: 7.5 }, 'log_retention_days'], [{ health_check_interval_seconds: -1 }, 'health_check_interval_seconds'],
       [{ health_check_interval_seconds: 86401 }, 'health_check_interval_seconds'], [{ log_body_max_bytes: -1 }, 'log_body_max_bytes'],
+      [{ max_attempts: 0 }, 'max_attempts'], [{ max_attempts: 11 }, 'max_attempts'],
       [{ log_body_max_bytes: 1e12 }, 'log_body_max_bytes'], [{ log_body_enabled: 'no' }, 'log_body_enabled'],
       [{ log_body_enabled: 0 }, 'log_body_enabled'],
       // A bad entry fails the whole update.

@@ -61,3 +61,32 @@ export function assertError(res, statuses, field) {
   assert.equal(typeof res.json?.error?.message, 'string', res.text);
   if (field) assert.ok(res.json.error.message.includes(field), `message names ${field}: ${res.json.error.message}`);
 }
+
+// ---- helpers for the proxy tests (tests/e2e/proxy_*) -----------------------
+
+// Create a row through the admin API (the POST must answer 201) and return
+// the created row — for a client key that includes `key`, shown only here.
+export async function createRow(f, token, p, body) {
+  const res = await api(f, 'POST', p, { token, body });
+  assert.equal(res.status, 201, `POST ${p} ${JSON.stringify(body)}: ${show(res)}`);
+  return res.json;
+}
+
+// Wait until the proxy, asked with clientKey, lists every model in `names`
+// on GET /v1/models (workers pick up a new configuration asynchronously).
+export async function waitForModels(f, clientKey, names, timeoutMs = 3_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await api(f, 'GET', '/v1/models', { token: clientKey });
+    const ids = new Set((last.json?.data ?? []).map((m) => m.id));
+    if (last.status === 200 && names.every((n) => ids.has(n))) {
+      // Every worker is woken by the same publication: a short pause lets
+      // the one that did not answer this call catch up too.
+      await new Promise((r) => setTimeout(r, 30));
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`models ${names} not listed within ${timeoutMs} ms: ${show(last)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

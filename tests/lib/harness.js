@@ -236,3 +236,107 @@ export async function writeSse(res, events, { delayMs = 0, status = 200 } = {}) 
   }
   res.end();
 }
+
+// ---- helpers for the proxy tests (tests/e2e/proxy_*) -----------------------
+
+import { readFileSync } from 'node:fs';
+
+// A port on 127.0.0.1 that nothing listens on: connecting to it is refused.
+export async function closedPort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(() => r()));
+  return port;
+}
+
+// Call `fn` every `everyMs` until it returns something truthy, and return
+// that; after timeoutMs throw, naming `what` and the last value or error.
+export async function waitFor(fn, { timeoutMs = 2_000, everyMs = 25, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (err) { last = err; }
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms (last: ${last instanceof Error ? last.stack : JSON.stringify(last)})`);
+    await sleep(everyMs);
+  }
+}
+
+// A read-only SQL query on a database with the sqlite3 CLI: the rows as
+// objects (`sqlite3 -json`), [] when there are none.
+export function sqlRows(dbPath, sql) {
+  return new Promise((resolve, reject) => {
+    const p = spawn('sqlite3', ['-readonly', '-json', '-cmd', '.timeout 2000', dbPath, sql], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`sqlite3 exited ${code}: ${err}`));
+      else resolve(out.trim() ? JSON.parse(out) : []);
+    });
+  });
+}
+
+// The resident set size of a process in bytes (VmRSS of /proc/<pid>/status).
+export function rssBytes(pid) {
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+)\s+kB/m);
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+// One chat.completion.chunk as an OpenAI stream sends it.
+export function chatChunk(model, delta, { id = 'chatcmpl-fake', finish = null, usage } = {}) {
+  const c = { id, object: 'chat.completion.chunk', created: 1700000000, model, choices: [{ index: 0, delta, finish_reason: finish }] };
+  if (usage !== undefined) c.usage = usage;
+  return c;
+}
+
+// A startFakeUpstream handler that answers like the OpenAI API:
+// POST …/chat/completions (JSON, or SSE with stream: true — the parts of
+// `content` as chunks, then a usage-only chunk when stream_options.
+// include_usage asks for it, then [DONE]) and POST …/embeddings (floats,
+// or base64 when encoding_format is base64, as the SDK asks by default).
+// Anything else is a 404.
+export function openaiHandler({ label = 'fake', parts = ['Hello', ' from ', label], usage = { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 }, delayMs = 0 } = {}) {
+  return async (req, res, ctx) => {
+    const body = ctx.json ?? {};
+    if (req.method === 'POST' && req.url.endsWith('/chat/completions')) {
+      if (body.stream) {
+        const events = parts.map((p, i) => chatChunk(body.model, i === 0 ? { role: 'assistant', content: p } : { content: p }));
+        events.push(chatChunk(body.model, {}, { finish: 'stop' }));
+        if (body.stream_options?.include_usage) {
+          events.push({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1700000000, model: body.model, choices: [], usage });
+        }
+        events.push('data: [DONE]\n\n');
+        await writeSse(res, events, { delayMs });
+        return;
+      }
+      if (delayMs) await sleep(delayMs);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({
+        id: 'chatcmpl-fake', object: 'chat.completion', created: 1700000000, model: body.model,
+        choices: [{ index: 0, message: { role: 'assistant', content: parts.join('') }, finish_reason: 'stop' }],
+        usage,
+      }));
+      return;
+    }
+    if (req.method === 'POST' && req.url.endsWith('/embeddings')) {
+      const inputs = [].concat(body.input ?? []);
+      const vec = [0.25, -0.5, 1];
+      const emb = body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vec).buffer).toString('base64') : vec;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({
+        object: 'list', model: body.model,
+        data: inputs.map((_, index) => ({ object: 'embedding', index, embedding: emb })),
+        usage: { prompt_tokens: 3, total_tokens: 3 },
+      }));
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { message: `fake ${label}: no route ${req.method} ${req.url}`, type: 'invalid_request_error' } }));
+  };
+}

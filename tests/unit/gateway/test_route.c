@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "gateway/breaker.h"
 #include "gateway/route.h"
 #include "gateway/snapshot.h"
 
@@ -64,7 +65,7 @@ Test(route, equal_weights_alternate_evenly)
 	int hits[2] = { 0 };
 	for (int i = 0; i < 100; i++) {
 		const struct snap_target *out[4];
-		size_t n = route_plan(rs, s, "m", out, 4);
+		size_t n = route_plan(rs, s, "m", out, 4, 1);
 		cr_assert_eq(n, 2);
 		cr_assert_neq(out[0], out[1], "failover goes to the other provider");
 		hits[out[0]->provider->id - 1]++;
@@ -83,7 +84,7 @@ Test(route, weights_shape_the_split)
 	int hits[3] = { 0 };
 	for (int i = 0; i < 500; i++) {
 		const struct snap_target *out[4];
-		cr_assert_eq(route_plan(rs, s, "m", out, 4), 3);
+		cr_assert_eq(route_plan(rs, s, "m", out, 4, 1), 3);
 		hits[out[0]->provider->id - 1]++;
 	}
 	cr_assert_eq(hits[0], 300);
@@ -100,7 +101,7 @@ Test(route, higher_priority_first_lower_as_failover)
 	struct route_state *rs = route_state_new();
 	for (int i = 0; i < 10; i++) {
 		const struct snap_target *out[4];
-		cr_assert_eq(route_plan(rs, s, "m", out, 4), 3);
+		cr_assert_eq(route_plan(rs, s, "m", out, 4, 1), 3);
 		cr_assert_eq(out[0]->priority, 10);
 		cr_assert_eq(out[1]->priority, 5);
 		cr_assert_eq(out[2]->priority, 1);
@@ -117,11 +118,11 @@ Test(route, unusable_targets_are_skipped)
 	s->providers[1].keys[0].bad = true; /* its only key marked bad */
 	struct route_state *rs = route_state_new();
 	const struct snap_target *out[4];
-	cr_assert_eq(route_plan(rs, s, "m", out, 4), 1);
+	cr_assert_eq(route_plan(rs, s, "m", out, 4, 1), 1);
 	cr_assert_eq(out[0]->provider->id, 3);
-	cr_assert_eq(route_plan(rs, s, "unknown-model", out, 4), 0);
+	cr_assert_eq(route_plan(rs, s, "unknown-model", out, 4, 1), 0);
 	s->providers[2].keys[0].enabled = false;
-	cr_assert_eq(route_plan(rs, s, "m", out, 4), 0);
+	cr_assert_eq(route_plan(rs, s, "m", out, 4, 1), 0);
 	route_state_free(rs);
 	snapshot_unref(s);
 }
@@ -134,16 +135,48 @@ Test(route, keys_rotate_and_skip_bad_ones)
 	const struct snap_provider *p = &s->providers[0];
 	int hits[3] = { 0 };
 	for (int i = 0; i < 30; i++)
-		hits[route_pick_key(rs, s, p)->id - 1]++;
+		hits[route_pick_key(rs, s, p, 1)->id - 1]++;
 	cr_assert(hits[0] == 10 && hits[1] == 10 && hits[2] == 10);
 	s->providers[0].keys[1].bad = true;
 	s->version = 8; /* a new snapshot resets the rotation */
 	for (int i = 0; i < 20; i++)
-		cr_assert_neq(route_pick_key(rs, s, p)->id, 2);
+		cr_assert_neq(route_pick_key(rs, s, p, 1)->id, 2);
 	s->providers[0].keys[0].enabled = false;
 	s->providers[0].keys[2].enabled = false;
 	s->version = 9;
-	cr_assert_null(route_pick_key(rs, s, p));
+	cr_assert_null(route_pick_key(rs, s, p, 1));
+	route_state_free(rs);
+	snapshot_unref(s);
+}
+
+Test(route, cooling_providers_and_keys_are_skipped)
+{
+	int prio[] = { 0, 0 }, w[] = { 100, 100 };
+	struct snapshot *s = make(2, prio, w, 2);
+	struct route_state *rs = route_state_new();
+	const struct snap_target *out[4];
+	int64_t now = 1000000;
+	for (int i = 0; i < BREAKER_FAILS; i++)
+		breaker_failure(&s->providers[0], now);
+	cr_assert(breaker_cooling(&s->providers[0], now));
+	cr_assert_eq(route_plan(rs, s, "m", out, 4, now), 1);
+	cr_assert_eq(out[0]->provider->id, 2);
+	cr_assert_eq(route_plan(rs, s, "m", out, 4, 0), 2, "0 ignores breakers (fallback)");
+	/* After the cooldown exactly one probe is allowed. */
+	int64_t later = now + BREAKER_COOLDOWN_MS + 1;
+	cr_assert_eq(route_plan(rs, s, "m", out, 4, later), 2);
+	cr_assert(breaker_allow(&s->providers[0], later));
+	cr_assert_not(breaker_allow(&s->providers[0], later), "second caller waits for the probe");
+	breaker_success(&s->providers[0]);
+	cr_assert(breaker_allow(&s->providers[0], later));
+	/* A key cooling after a 429 is skipped until its time. */
+	const struct snap_provider *p = &s->providers[1];
+	breaker_key_cool(&p->keys[0], now + 5000);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(route_pick_key(rs, s, p, now)->id, p->keys[1].id);
+	breaker_key_cool(&p->keys[1], now + 5000);
+	cr_assert_null(route_pick_key(rs, s, p, now));
+	cr_assert_not_null(route_pick_key(rs, s, p, now + 5001));
 	route_state_free(rs);
 	snapshot_unref(s);
 }

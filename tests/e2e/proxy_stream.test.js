@@ -1,0 +1,229 @@
+// Streams that do not end well: a client that goes away in the middle of
+// a stream (the provider must see its request closed at once, not after
+// the whole answer), and a provider that cuts its connection in the
+// middle of a stream (the client gets what was sent and then an end, the
+// gateway does not hang, and the next request works).  Each case leaves
+// a request_logs row that says what happened.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { createRow, login, stopClean, waitForModels } from '../lib/admin.js';
+import { chatChunk, openaiHandler, sleep, sqlRows, startFakeUpstream, startFusion, waitFor } from '../lib/harness.js';
+
+const ADMIN_PASSWORD = 'proxy-stream-admin-password';
+
+// Events of an SSE text, comments (heartbeats) left out: the data of each.
+const sseData = (text) => text.split('\n\n').filter((e) => e.trim() && !e.startsWith(':'))
+  .map((e) => e.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n'));
+
+describe('proxy: streams cut short', () => {
+  let f;
+  let token;
+  let clientKey;
+  let client;
+  let up;
+  const messages = [{ role: 'user', content: 'stream please' }];
+  // One entry per upstream request the fake answered slowly or stalled.
+  const seen = [];
+
+  // 50 chunks, one every 200 ms, unless the gateway hangs up first.
+  async function slow50(req, res, ctx) {
+    const s = { at: Date.now(), closedAt: null, finished: false, sent: 0 };
+    seen.push(s);
+    res.on('close', () => { s.closedAt = Date.now(); s.finished = res.writableFinished; });
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    for (let i = 0; i < 50 && !res.destroyed; i++) {
+      res.write(`data: ${JSON.stringify(chatChunk(ctx.json.model, { content: `c${i} ` }))}\n\n`);
+      s.sent++;
+      await sleep(200);
+    }
+    if (!res.destroyed) { res.write('data: [DONE]\n\n'); res.end(); }
+  }
+
+  // Three chunks, then the connection is destroyed mid-stream.
+  async function cutAfter3(req, res, ctx) {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    for (let i = 0; i < 3; i++) {
+      res.write(`data: ${JSON.stringify(chatChunk(ctx.json.model, { content: `part${i} ` }))}\n\n`);
+      await sleep(30);
+    }
+    res.socket.destroy();
+  }
+
+  // No headers at all until the gateway hangs up.
+  function stall(req, res) {
+    const s = { at: Date.now(), closedAt: null, finished: false, sent: 0, res };
+    seen.push(s);
+    return new Promise((resolve) => res.on('close', () => { s.closedAt = Date.now(); resolve(); }));
+  }
+
+  before(async () => {
+    const ok = openaiHandler({ label: 'S' });
+    up = await startFakeUpstream((req, res, ctx) => {
+      const m = ctx.json?.model;
+      if (m === 'slow') return slow50(req, res, ctx);
+      if (m === 'cut') return cutAfter3(req, res, ctx);
+      if (m === 'stall') return stall(req, res, ctx);
+      return ok(req, res, ctx);
+    });
+    f = await startFusion({ env: { FUSION_ADMIN_PASSWORD: ADMIN_PASSWORD } });
+    token = await login(f, 'admin', ADMIN_PASSWORD);
+    const p = await createRow(f, token, '/api/admin/providers', { name: 'p-stream', type: 'openai', base_url: up.url + '/v1', api_key: 'sk-upstream-stream' });
+    for (const name of ['slow', 'cut', 'stall', 'ok']) await createRow(f, token, '/api/admin/models', { name, provider_id: p.id });
+    clientKey = (await createRow(f, token, '/api/admin/keys', { name: 'stream-key' })).key;
+    client = new OpenAI({ baseURL: f.baseUrl + '/v1', apiKey: clientKey, maxRetries: 0, timeout: 15_000 });
+    await waitForModels(f, clientKey, ['slow', 'cut', 'stall', 'ok']);
+  });
+  after(async () => {
+    try { if (f) await stopClean(f); } finally { await up?.close(); }
+  });
+
+  // The request_logs row of a request id, once the writer has stored it.
+  const logRow = (id) => waitFor(async () => (await sqlRows(f.dbPath, `SELECT * FROM request_logs WHERE id = '${id}'`))[0], { timeoutMs: 2000, what: `request_logs row ${id}` });
+
+  async function assertNextRequestWorks() {
+    const r = await client.chat.completions.create({ model: 'ok', messages });
+    assert.equal(r.choices[0].message.content, 'Hello from S');
+  }
+
+  test('client leaves mid-stream (SDK: break + abort) → the provider sees its request closed within 1 s', async () => {
+    const stream = await client.chat.completions.create({ model: 'slow', messages, stream: true }, { headers: { 'X-Request-Id': 'disc-sdk-1' } });
+    const got = [];
+    for await (const c of stream) {
+      got.push(c.choices[0].delta.content);
+      if (got.length === 2) break;
+    }
+    stream.controller.abort();
+    const abortedAt = Date.now();
+    assert.deepEqual(got, ['c0 ', 'c1 ']);
+    const s = seen.at(-1);
+    await waitFor(() => s.closedAt, { timeoutMs: 3000, what: 'the upstream request closed' });
+    assert.ok(s.closedAt - abortedAt < 1000, `the provider saw the close ${s.closedAt - abortedAt} ms after the client left`);
+    assert.equal(s.finished, false, 'the upstream answer was not sent to its end');
+    assert.ok(s.sent < 10, `the provider sent ${s.sent} chunks`);
+
+    const row = await logRow('disc-sdk-1');
+    assert.equal(row.outcome, 'client_disconnected', JSON.stringify(row));
+    assert.equal(row.stream, 1);
+    assert.equal(row.client_model, 'slow');
+    assert.equal(row.provider_name, 'p-stream');
+    await assertNextRequestWorks();
+  });
+
+  test('client leaves mid-stream (fetch + AbortController) → the provider sees its request closed within 1 s', async () => {
+    const ac = new AbortController();
+    const res = await fetch(f.baseUrl + '/v1/chat/completions', {
+      method: 'POST', signal: ac.signal,
+      headers: { authorization: `Bearer ${clientKey}`, 'content-type': 'application/json', 'x-request-id': 'disc-fetch-1' },
+      body: JSON.stringify({ model: 'slow', messages, stream: true }),
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let text = '';
+    while (sseData(text).length < 3) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `stream ended early: ${text}`);
+      text += dec.decode(value, { stream: true });
+    }
+    ac.abort();
+    const abortedAt = Date.now();
+    const s = seen.at(-1);
+    await waitFor(() => s.closedAt, { timeoutMs: 3000, what: 'the upstream request closed' });
+    assert.ok(s.closedAt - abortedAt < 1000, `the provider saw the close ${s.closedAt - abortedAt} ms after the client left`);
+    assert.equal(s.finished, false);
+    const row = await logRow('disc-fetch-1');
+    assert.equal(row.outcome, 'client_disconnected', JSON.stringify(row));
+    await assertNextRequestWorks();
+  });
+
+  test('client leaves before the provider answered at all → the provider sees its request closed within 1 s', async () => {
+    const ac = new AbortController();
+    const pending = fetch(f.baseUrl + '/v1/chat/completions', {
+      method: 'POST', signal: ac.signal,
+      headers: { authorization: `Bearer ${clientKey}`, 'content-type': 'application/json', 'x-request-id': 'disc-early-1' },
+      body: JSON.stringify({ model: 'stall', messages }),
+    }).catch((e) => e);
+    const before = seen.length;
+    await waitFor(() => seen.length > before, { timeoutMs: 2000, what: 'the upstream request arrived' });
+    await sleep(100);
+    ac.abort();
+    const abortedAt = Date.now();
+    await pending;
+    const s = seen.at(-1);
+    try {
+      await waitFor(() => s.closedAt, { timeoutMs: 2000, what: 'the upstream request closed' });
+    } finally {
+      // Failed: hang up from the provider's side, so the gateway is not
+      // left holding the request (and the tests after this one still run).
+      if (!s.closedAt) s.res.destroy();
+    }
+    assert.ok(s.closedAt - abortedAt < 1000, `the provider saw the close ${s.closedAt - abortedAt} ms after the client left`);
+    const row = await logRow('disc-early-1');
+    assert.equal(row.outcome, 'client_disconnected', JSON.stringify(row));
+    assert.equal(row.stream, 0);
+    await assertNextRequestWorks();
+  });
+
+  test('the provider cuts the stream (raw): the chunks, then an end without [DONE]; no hang', async () => {
+    const t0 = Date.now();
+    const res = await fetch(f.baseUrl + '/v1/chat/completions', {
+      method: 'POST', signal: AbortSignal.timeout(5000),
+      headers: { authorization: `Bearer ${clientKey}`, 'content-type': 'application/json', 'x-request-id': 'cut-raw-1' },
+      body: JSON.stringify({ model: 'cut', messages, stream: true }),
+    });
+    assert.equal(res.status, 200);
+    // Read what comes, keeping it even if the connection ends in an error.
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let text = '';
+    let readError = null;
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += dec.decode(value, { stream: true });
+      }
+    } catch (err) { readError = err; }
+    const ms = Date.now() - t0;
+    assert.ok(!readError || !['TimeoutError', 'AbortError'].includes(readError.name), `the gateway kept the client waiting after the upstream cut: ${readError}`);
+    assert.ok(ms < 3000, `the stream ended after ${ms} ms`);
+    const data = sseData(text);
+    assert.ok(data.length >= 3, `the three chunks (read error: ${readError}): ${JSON.stringify(text)}`);
+    assert.deepEqual(data.slice(0, 3).map((d) => JSON.parse(d).choices[0].delta.content), ['part0 ', 'part1 ', 'part2 ']);
+    assert.ok(!data.includes('[DONE]'), `a cut stream must not end with [DONE]: ${JSON.stringify(text)}`);
+    for (const d of data.slice(3)) {
+      const j = JSON.parse(d);
+      assert.ok(j.error && typeof j.error.message === 'string', `after the chunks only an error event may come: ${d}`);
+    }
+    const row = await logRow('cut-raw-1');
+    assert.equal(row.outcome, 'upstream_error', JSON.stringify(row));
+    assert.equal(row.stream, 1);
+    await assertNextRequestWorks();
+  });
+
+  test('the provider cuts the stream (SDK): the chunks arrive, then the SDK ends or throws; no hang', async () => {
+    const t0 = Date.now();
+    const stream = await client.chat.completions.create({ model: 'cut', messages, stream: true });
+    const got = [];
+    let error = null;
+    try {
+      for await (const c of stream) got.push(c.choices[0]?.delta?.content);
+    } catch (err) { error = err; }
+    const ms = Date.now() - t0;
+    assert.ok(ms < 3000, `the stream ended after ${ms} ms`);
+    assert.deepEqual(got, ['part0 ', 'part1 ', 'part2 '], `chunks before the cut (error: ${error})`);
+    if (error) assert.ok(error instanceof OpenAI.OpenAIError || error instanceof Error, String(error));
+    await assertNextRequestWorks();
+  });
+
+  test('after all that the gateway serves several streams at once', async () => {
+    const results = await Promise.all(Array.from({ length: 5 }, async () => {
+      const stream = await client.chat.completions.create({ model: 'ok', messages, stream: true });
+      let text = '';
+      for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+      return text;
+    }));
+    assert.deepEqual(results, Array(5).fill('Hello from S'));
+  });
+});

@@ -10,6 +10,7 @@
  *   crud.c       the generic list/get/create/update/delete engine
  *   resources.c  providers, provider keys, models, mappings, client keys, users
  *   settings.c   the settings document
+ *   logs.c       request logs (list, detail, delete) and /stats
  *   bootstrap.c  first start: the initial admin user, the master-key check
  *
  * Every successful write rebuilds and publishes the configuration
@@ -83,5 +84,14 @@ int admin_parse_time(const json_t *v, int64_t *epoch_ms);
 /* The settings document (settings.c), also read by other layers later. */
 void settings_get_handler(struct http_req *r, const struct admin_user *u);
 void settings_put_handler(struct http_req *r, const struct admin_user *u);
+
+/* ---- logs.c ------------------------------------------------------- */
+
+/* /api/admin/logs (id NULL) and /api/admin/logs/{id} (idlen bytes of the
+ * path segment): list, detail, DELETE ?before= (administrators only). */
+void admin_logs_route(struct http_req *r, const struct admin_user *u, const char *id, size_t idlen);
+
+/* /api/admin/stats: GET/HEAD only. */
+void admin_stats_route(struct http_req *r, const struct admin_user *u);
 
 #endif

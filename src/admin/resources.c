@@ -9,6 +9,7 @@
  *   /api/admin/keys[/{id}]               client keys
  *   /api/admin/users[/{id}]
  *   /api/admin/settings
+ *   /api/admin/logs[/{id}], /api/admin/stats   (logs.c)
  *
  * Secrets: a provider's API keys and extra headers are encrypted with
  * the master key before they reach the database, and only masked hints
@@ -813,6 +814,12 @@ void admin_dispatch(struct http_req *r)
 				settings_put_handler(r, &u);
 		} else
 			method_not_allowed(r, "GET, HEAD, PUT, PATCH");
+		return;
+	} else if (SEG(0, "logs") && n <= 2) { /* request logs: logs.c */
+		admin_logs_route(r, &u, n == 2 ? seg[1] : NULL, n == 2 ? len[1] : 0);
+		return;
+	} else if (SEG(0, "stats") && n == 1) { /* dashboard numbers: logs.c */
+		admin_stats_route(r, &u);
 		return;
 	}
 #undef SEG

@@ -23,7 +23,15 @@
  * thread, which then owns w and frees it when it exits.  Whoever sees
  * `done` set under the lock decides: stop joins and frees, or the
  * orphaned thread frees itself — never both.
+ *
+ * Retention is the writer's other job, in the same thread because that
+ * thread owns the log handle and knows when rows are waiting: its wait
+ * also ends at the next retention deadline, and a retention run stops
+ * between statements as soon as a batch is due (batch_ready), so
+ * request logs are never held back by more than one DELETE of
+ * RETENTION_BATCH rows.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -50,6 +58,18 @@
 #define NSTR 11                /* string columns of a row */
 #define NCOLS 23               /* columns of request_logs */
 
+/* Retention (see retention_run). */
+#define RETENTION_DEFAULT_MS 600000 /* ten minutes between retention checks */
+#define RETENTION_FIRST_MS 60000    /* the first check, at most this long after start */
+#define RETENTION_RESUME_MS 1000    /* after a run that yielded with work left */
+#define RETENTION_MAX_MS 86400000   /* retention_check_ms bound: one day */
+#define RETENTION_BATCH 1000        /* rows per DELETE (one transaction each) */
+#define RETENTION_PAUSE_MS 5        /* between two DELETEs: other writers get the lock */
+#define RETENTION_DAYS_DEFAULT 30   /* as settings.c: when the setting is absent or invalid */
+#define RETENTION_DAYS_MAX 3650     /* as settings.c */
+#define RECLAIM_PAGES 512           /* pages per store_reclaim step */
+#define RECLAIM_STEPS 64            /* steps per run: 32768 pages, 128 MiB of 4 KiB pages */
+
 static const char insert_sql[] =
     "INSERT INTO request_logs (id, created_at, client_key_id, client_key_name, client_format, "
     "client_model, provider_id, provider_name, provider_model, status_code, outcome, error, latency_ms, "
@@ -58,13 +78,21 @@ static const char insert_sql[] =
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO NOTHING";
 
+/* Oldest first, so an interrupted run leaves no holes; the created_at
+ * index finds them and the primary key deletes them. */
+static const char expire_sql[] = "DELETE FROM request_logs WHERE id IN (SELECT id FROM request_logs "
+                                 "WHERE created_at < ? ORDER BY created_at LIMIT ?)";
+
 struct logwriter {
 	/* Set by logwriter_start, read-only afterwards. */
 	size_t max_queue;
 	size_t max_bytes;
 	size_t batch_max;
 	int flush_ms;
+	int retention_ms; /* 0 = retention off */
 	pthread_t thread;
+
+	uint64_t retention_due_ns; /* clock_mono_ns() of the next check; only the writer thread */
 
 	struct store *st; /* owned by the writer thread, which closes it */
 
@@ -430,27 +458,159 @@ static void write_settle(struct logwriter *w, struct log_record **rows, size_t n
 
 /* ---- the writer thread ------------------------------------------------- */
 
-/* With w->mu held: wait until there is a batch to write (true), or the
- * thread should exit (false). */
-static bool wait_for_batch(struct logwriter *w)
+/* With w->mu held: is a batch due now (full, flush_ms old, or stopping)? */
+static bool batch_ready(struct logwriter *w, uint64_t now)
+{
+	if (w->pending == 0)
+		return false;
+	return w->stopping || w->pending >= w->batch_max ||
+	       now >= w->oldest_ns + (uint64_t)w->flush_ms * 1000000u;
+}
+
+enum work { WORK_EXIT, WORK_BATCH, WORK_RETENTION };
+
+/* With w->mu held: wait until there is a batch to write or a retention
+ * check is due, or the thread should exit.  Batches come first. */
+static enum work wait_for_work(struct logwriter *w)
 {
 	for (;;) {
+		uint64_t now = clock_mono_ns(), deadline = UINT64_MAX;
+
 		if (atomic_load(&w->abandon))
-			return false;
-		if (w->pending == 0) {
-			if (w->stopping)
-				return false;
-			pthread_cond_wait(&w->wake, &w->mu);
-			continue;
+			return WORK_EXIT;
+		if (w->pending == 0 && w->stopping)
+			return WORK_EXIT;
+		if (batch_ready(w, now))
+			return WORK_BATCH;
+		if (w->retention_ms && !w->stopping) {
+			if (now >= w->retention_due_ns)
+				return WORK_RETENTION;
+			deadline = w->retention_due_ns;
 		}
-		if (w->stopping || w->pending >= w->batch_max)
-			return true;
-		uint64_t deadline = w->oldest_ns + (uint64_t)w->flush_ms * 1000000u;
-		if (clock_mono_ns() >= deadline)
-			return true;
-		struct timespec ts = mono_ts(deadline);
+		if (w->pending) {
+			uint64_t flush = w->oldest_ns + (uint64_t)w->flush_ms * 1000000u;
+			deadline = flush < deadline ? flush : deadline;
+		}
+		if (deadline == UINT64_MAX) {
+			pthread_cond_wait(&w->wake, &w->mu);
+		} else {
+			struct timespec ts = mono_ts(deadline);
+			pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+		}
+	}
+}
+
+/* ---- retention ----------------------------------------------------------- */
+
+/* log_retention_days from the settings table; the default when absent
+ * or not an integer in range (settings.c validates writes, but the row
+ * may have been written by hand); -1 when it cannot be read now. */
+static int64_t retention_days(struct logwriter *w)
+{
+	char *v = NULL, *end = NULL;
+	int rc = store_setting_get(w->st, "log_retention_days", &v);
+	int64_t days;
+
+	if (rc == STORE_ENOTFOUND)
+		return RETENTION_DAYS_DEFAULT;
+	if (rc) {
+		log_warn(NULL, "logwriter: retention: cannot read log_retention_days: %s",
+		         store_errmsg(w->st));
+		return -1;
+	}
+	errno = 0;
+	days = strtoll(v, &end, 10);
+	if (errno || end == v || *end || days < 1 || days > RETENTION_DAYS_MAX) {
+		log_warn(NULL,
+		         "logwriter: retention: log_retention_days is not an integer from 1 to %d; using %d",
+		         RETENTION_DAYS_MAX, RETENTION_DAYS_DEFAULT);
+		days = RETENTION_DAYS_DEFAULT;
+	}
+	free(v);
+	return days;
+}
+
+/* Pause up to ms between two retention statements.  True when the run
+ * should stop now: a batch of request logs is due, or stop was called. */
+static bool retention_yield(struct logwriter *w, int ms)
+{
+	uint64_t deadline = clock_mono_ns() + (uint64_t)ms * 1000000u;
+	struct timespec ts = mono_ts(deadline);
+	bool stop;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		uint64_t now = clock_mono_ns();
+		stop = atomic_load(&w->abandon) || w->stopping || batch_ready(w, now);
+		if (stop || now >= deadline)
+			break;
 		pthread_cond_timedwait(&w->wake, &w->mu, &ts);
 	}
+	pthread_mutex_unlock(&w->mu);
+	return stop;
+}
+
+/*
+ * One retention check: delete expired rows, then reclaim free pages.
+ * Always does at least one statement of each, so a busy writer still
+ * makes progress; when it yields with work left it comes back after
+ * RETENTION_RESUME_MS instead of the full period.  Errors are logged and
+ * retried at the next check.
+ */
+static void retention_run(struct logwriter *w)
+{
+	int64_t days = retention_days(w), deleted = 0, left = 0;
+	bool more = false;
+	int rc = STORE_OK;
+
+	if (days > 0) {
+		int64_t cutoff = clock_wall_ms() - days * 86400000;
+		for (;;) {
+			struct store_value p[] = { sv_int(cutoff), sv_int(RETENTION_BATCH) };
+			int64_t n = 0;
+			rc = store_exec(w->st, expire_sql, p, 2, &n);
+			if (rc) {
+				log_warn(NULL, "logwriter: retention: deleting old request logs failed: %s",
+				         store_errmsg(w->st));
+				break;
+			}
+			deleted += n;
+			pthread_mutex_lock(&w->mu);
+			w->c.expired += (uint64_t)n;
+			pthread_mutex_unlock(&w->mu);
+			if (n < RETENTION_BATCH)
+				break;
+			if (retention_yield(w, RETENTION_PAUSE_MS)) {
+				more = true;
+				break;
+			}
+		}
+	}
+	if (deleted > 0)
+		log_info(NULL, "logwriter: retention: deleted %lld request logs older than %lld days%s",
+		         (long long)deleted, (long long)days, more ? " (more to come)" : "");
+	for (int step = 0; !more && step < RECLAIM_STEPS; step++) {
+		if (step > 0 && retention_yield(w, RETENTION_PAUSE_MS)) {
+			more = true;
+			break;
+		}
+		rc = store_reclaim(w->st, RECLAIM_PAGES, &left);
+		if (rc) {
+			log_warn(NULL, "logwriter: retention: reclaiming free pages failed: %s",
+			         store_errmsg(w->st));
+			break;
+		}
+		if (left == 0)
+			break;
+		if (step == RECLAIM_STEPS - 1)
+			more = true;
+	}
+
+	pthread_mutex_lock(&w->mu);
+	w->c.retention_runs++;
+	pthread_mutex_unlock(&w->mu);
+	int next_ms = more && RETENTION_RESUME_MS < w->retention_ms ? RETENTION_RESUME_MS : w->retention_ms;
+	w->retention_due_ns = clock_mono_ns() + (uint64_t)next_ms * 1000000u;
 }
 
 static void logwriter_destroy(struct logwriter *w)
@@ -468,7 +628,16 @@ static void *writer_main(void *arg)
 	unsigned streak = 0;
 
 	pthread_mutex_lock(&w->mu);
-	while (wait_for_batch(w)) {
+	for (;;) {
+		enum work k = wait_for_work(w);
+		if (k == WORK_EXIT)
+			break;
+		if (k == WORK_RETENTION) {
+			pthread_mutex_unlock(&w->mu);
+			retention_run(w);
+			pthread_mutex_lock(&w->mu);
+			continue;
+		}
 		struct log_record *list = w->head;
 		w->head = w->tail = NULL;
 		w->pending = 0;
@@ -528,9 +697,11 @@ struct logwriter *logwriter_start(const char *db_location, const struct logwrite
 	if (errlen)
 		err[0] = '\0';
 	if (o.batch_max < 0 || o.batch_max > BATCH_MAX_LIMIT || o.flush_ms < 0 ||
-	    o.flush_ms > FLUSH_MS_LIMIT) {
-		snprintf(err, errlen, "logwriter: batch_max must be 0..%d and flush_ms 0..%d",
-		         BATCH_MAX_LIMIT, FLUSH_MS_LIMIT);
+	    o.flush_ms > FLUSH_MS_LIMIT || o.retention_check_ms > RETENTION_MAX_MS) {
+		snprintf(
+		    err, errlen,
+		    "logwriter: batch_max must be 0..%d, flush_ms 0..%d and retention_check_ms at most %d",
+		    BATCH_MAX_LIMIT, FLUSH_MS_LIMIT, RETENTION_MAX_MS);
 		return NULL;
 	}
 	rc = store_open(db_location, STORE_LOG_WRITER, &st, err, errlen);
@@ -542,6 +713,13 @@ struct logwriter *logwriter_start(const char *db_location, const struct logwrite
 	w->max_bytes = o.max_queue_bytes ? o.max_queue_bytes : DEFAULT_MAX_QUEUE_BYTES;
 	w->batch_max = (size_t)(o.batch_max ? o.batch_max : DEFAULT_BATCH_MAX);
 	w->flush_ms = o.flush_ms ? o.flush_ms : DEFAULT_FLUSH_MS;
+	w->retention_ms = o.retention_check_ms < 0 ? 0
+	                  : o.retention_check_ms   ? o.retention_check_ms
+	                                           : RETENTION_DEFAULT_MS;
+	w->retention_due_ns =
+	    clock_mono_ns() +
+	    (uint64_t)(w->retention_ms < RETENTION_FIRST_MS ? w->retention_ms : RETENTION_FIRST_MS) *
+	        1000000u;
 	w->st = st;
 	atomic_init(&w->abandon, false);
 	pthread_mutex_init(&w->mu, NULL);

@@ -40,6 +40,17 @@
  * of each bad byte, and TEXT longer than STORE_VALUE_MAX is cut at a
  * character boundary, rather than losing the row.
  *
+ * Retention: the same thread deletes rows older than the setting
+ * log_retention_days (settings table, a JSON integer 1..3650; 30 when
+ * absent or invalid), a minute after start (sooner when
+ * retention_check_ms is smaller) and then every retention_check_ms:
+ * DELETE ... LIMIT 1000 per statement (each its own transaction, so
+ * other writers wait a few milliseconds at most), oldest first, with a
+ * short pause between statements; it yields to request logs as soon as
+ * a batch of them is due, and comes back a second later to finish.  Then
+ * it returns freed pages to the file system (store_reclaim), in the same
+ * small steps.
+ *
  * Threading: logwriter_submit and logwriter_stats may be called from any
  * thread, concurrently.  The mutex is never held across I/O or free().
  * logwriter_start/logwriter_stop are called once each, by one thread.
@@ -111,6 +122,8 @@ struct logwriter_stats {
 	uint64_t duplicates;     /* rows whose id was already stored */
 	uint64_t batches;        /* transactions committed */
 	uint64_t failed_batches; /* batch attempts that failed (each retry counts) */
+	uint64_t expired;        /* rows deleted by retention */
+	uint64_t retention_runs; /* retention checks finished (complete or not) */
 	size_t queued;           /* now: records waiting or being written */
 	size_t queued_bytes;     /* now: their bytes, as counted against max_queue_bytes */
 };
@@ -121,6 +134,7 @@ struct logwriter_opts {
 	size_t max_queue_bytes; /* bytes of those records (struct + strings); 64 MiB */
 	int batch_max;          /* rows per transaction; 256 */
 	int flush_ms;           /* longest a record waits for a batch to fill; 200 */
+	int retention_check_ms; /* period of the retention check; 600000 (10 min); < 0 = never */
 };
 
 struct logwriter;

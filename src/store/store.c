@@ -565,6 +565,34 @@ int store_rollback(struct store *st)
 	return st->be->rollback(st);
 }
 
+/* ---- maintenance ------------------------------------------------------- */
+
+int store_reclaim(struct store *st, int max_pages, int64_t *free_pages_out)
+{
+	int64_t left = 0;
+	int rc;
+
+	st->errmsg[0] = '\0';
+	if (free_pages_out)
+		*free_pages_out = 0;
+	if (max_pages < 1) {
+		store__errorf(st, "store_reclaim: max_pages must be at least 1");
+		return STORE_EINVAL;
+	}
+	if (st->flags & STORE_READONLY) {
+		store__errorf(st, "store_reclaim: store was opened read-only");
+		return STORE_EINVAL;
+	}
+	if (st->in_txn || st->be->in_transaction(st)) {
+		store__errorf(st, "store_reclaim: not allowed inside a transaction");
+		return STORE_EINVAL;
+	}
+	rc = st->be->reclaim(st, max_pages, &left);
+	if (rc == STORE_OK && free_pages_out)
+		*free_pages_out = left;
+	return rc;
+}
+
 /* ---- materialised results ---------------------------------------------- */
 
 struct store_rows {

@@ -221,4 +221,16 @@ int store_begin(struct store *st) __attribute__((warn_unused_result));
 int store_commit(struct store *st) __attribute__((warn_unused_result));
 int store_rollback(struct store *st);
 
+/*
+ * Maintenance: give back to the file system up to max_pages (≥ 1) of the
+ * pages that deletions left free (SQLite: PRAGMA incremental_vacuum, on a
+ * database created with auto_vacuum=INCREMENTAL, which store_open sets
+ * for new files; a no-op for other databases and back-ends).  Runs as its
+ * own short write transaction, so not between store_begin and commit
+ * (STORE_EINVAL).  *free_pages_out (may be NULL) gets the free pages
+ * still reclaimable this way afterwards (0 when there is nothing to do).
+ */
+int store_reclaim(struct store *st, int max_pages, int64_t *free_pages_out)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -106,6 +106,9 @@ struct store_backend {
 	/* Whether the connection is inside a transaction right now (false
 	 * after the database aborted one on its own). */
 	bool (*in_transaction)(struct store *st);
+	/* store_reclaim, outside any transaction (the front checked):
+	 * return up to max_pages free pages, report what is left. */
+	int (*reclaim)(struct store *st, int max_pages, int64_t *free_pages_out);
 };
 
 extern const struct store_backend store__sqlite_backend;

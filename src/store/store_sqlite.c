@@ -768,6 +768,35 @@ static bool sq_in_transaction(struct store *st)
 	return !sqlite3_get_autocommit(sq_of(st)->db);
 }
 
+/*
+ * incremental_vacuum moves up to N pages from the end of the file into
+ * free slots and truncates (in WAL mode the file shrinks at the next
+ * checkpoint).  It does nothing unless the file was created with
+ * auto_vacuum=INCREMENTAL (sq_configure does so for new files), so
+ * older files report nothing left to reclaim rather than a free list
+ * that never shrinks.  The pragma's argument cannot be bound: it is an
+ * integer formatted here.
+ */
+static int sq_reclaim(struct store *st, int max_pages, int64_t *free_pages_out)
+{
+	char sql[64], buf[32];
+	int rc;
+
+	*free_pages_out = 0;
+	rc = sq_exec(st, "PRAGMA auto_vacuum", buf, sizeof(buf));
+	if (rc || strcmp(buf, "2") != 0) /* 2 = INCREMENTAL */
+		return rc;
+	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)", max_pages);
+	rc = sq_exec(st, sql, NULL, 0);
+	if (rc)
+		return rc;
+	rc = sq_exec(st, "PRAGMA freelist_count", buf, sizeof(buf));
+	if (rc)
+		return rc;
+	*free_pages_out = strtoll(buf, NULL, 10);
+	return STORE_OK;
+}
+
 const struct store_backend store__sqlite_backend = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -785,6 +814,7 @@ const struct store_backend store__sqlite_backend = {
 	.commit = sq_commit,
 	.rollback = sq_rollback,
 	.in_transaction = sq_in_transaction,
+	.reclaim = sq_reclaim,
 };
 
 struct sqlite3 *store__sqlite_db(struct store *st)

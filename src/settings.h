@@ -16,11 +16,11 @@
 struct store;
 
 struct settings {
-	bool log_body_enabled;             /* keep request/response bodies in request logs */
-	int64_t log_body_max_bytes;        /* per body */
+	bool log_body_enabled;      /* keep request/response bodies in request logs */
+	int64_t log_body_max_bytes; /* per body */
 	int64_t log_retention_days;
 	int64_t health_check_interval_seconds;
-	int64_t max_attempts;              /* upstream attempts per request, failover included */
+	int64_t max_attempts; /* upstream attempts per request, failover included */
 };
 
 enum setting_kind { SETTING_BOOL, SETTING_INT };

@@ -30,7 +30,8 @@ static void reply_settings(struct http_req *r, const struct settings *s)
 {
 	json_t *o = json_object();
 	for (size_t i = 0; i < settings_ndefs; i++)
-		json_object_set_new(o, settings_defs[i].key, value_json(&settings_defs[i], settings_get(s, &settings_defs[i])));
+		json_object_set_new(o, settings_defs[i].key,
+		                    value_json(&settings_defs[i], settings_get(s, &settings_defs[i])));
 	http_reply_json(r, 200, o);
 }
 
@@ -79,8 +80,10 @@ void settings_put_handler(struct http_req *r, const struct admin_user *u)
 			}
 			settings_set(&s, d, json_is_true(v));
 		} else {
-			if (!json_is_integer(v) || json_integer_value(v) < d->min || json_integer_value(v) > d->max) {
-				http_reply_error(r, 400, "invalid_field", "%s: must be an integer from %lld to %lld", k,
+			if (!json_is_integer(v) || json_integer_value(v) < d->min ||
+			    json_integer_value(v) > d->max) {
+				http_reply_error(r, 400, "invalid_field",
+				                 "%s: must be an integer from %lld to %lld", k,
 				                 (long long)d->min, (long long)d->max);
 				json_decref(in);
 				return;
@@ -100,10 +103,11 @@ void settings_put_handler(struct http_req *r, const struct admin_user *u)
 		char *txt = json_dumps(j, JSON_ENCODE_ANY);
 		json_decref(j);
 		struct store_value p[] = { sv_text(settings_defs[i].key), sv_text(txt), sv_int(now) };
-		rc = store_exec(st,
-		                "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO "
-		                "UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-		                p, 3, NULL);
+		rc = store_exec(
+		    st,
+		    "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO "
+		    "UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+		    p, 3, NULL);
 		free(txt);
 	}
 	if (!rc)

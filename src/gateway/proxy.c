@@ -80,8 +80,8 @@ struct proxy {
 	int attempts;
 	json_t *attempts_log; /* owned: [{provider, status, latency_ms, error}] */
 
-	bool ignore_breakers;      /* every candidate was cooling down: try them anyway */
-	size_t capture_max;        /* body bytes kept in the log row (settings) */
+	bool ignore_breakers; /* every candidate was cooling down: try them anyway */
+	size_t capture_max;   /* body bytes kept in the log row (settings) */
 
 	/* the current attempt */
 	const struct snap_target *tgt;
@@ -139,13 +139,14 @@ static void mark_key_bad(struct proxy *p, long status)
 	char reason[64];
 	snprintf(reason, sizeof(reason), "upstream answered %ld", status);
 	struct store_value v[] = { sv_text(reason), sv_int(clock_wall_ms()), sv_int(p->key->id) };
-	if (store_exec(st, "UPDATE provider_keys SET status = 'bad', status_reason = ?, updated_at = ? WHERE id = ?", v,
-	               3, NULL) != 0) {
+	if (store_exec(
+	        st, "UPDATE provider_keys SET status = 'bad', status_reason = ?, updated_at = ? WHERE id = ?",
+	        v, 3, NULL) != 0) {
 		log_warn(p->rid, "could not mark key %lld bad: %s", (long long)p->key->id, store_errmsg(st));
 		return;
 	}
-	log_warn(p->rid, "provider %s: key %lld marked bad (%s)", p->tgt->provider->name, (long long)p->key->id,
-	         reason);
+	log_warn(p->rid, "provider %s: key %lld marked bad (%s)", p->tgt->provider->name,
+	         (long long)p->key->id, reason);
 	const struct app *app = p->w->srv->app;
 	char err[256];
 	if (snapshot_rebuild(app->hub, st, app->secrets, err, sizeof(err)) != 0)
@@ -410,7 +411,8 @@ static void on_done(void *ud, enum upstream_result res, long status, const char 
 	record_attempt(p, res == UPSTREAM_OK ? status : 0, err[0] ? err : NULL);
 	breaker_note(p, res, res == UPSTREAM_OK ? status : 0);
 
-	if (failed && !p->buf_overflow && p->next < p->ncands && p->attempts < p->snap->settings.max_attempts) {
+	if (failed && !p->buf_overflow && p->next < p->ncands &&
+	    p->attempts < p->snap->settings.max_attempts) {
 		log_info(p->r->id, "attempt %d on %s failed (%s); trying the next provider", p->attempts,
 		         p->tgt->provider->name, err);
 		attempt(p);
@@ -460,7 +462,8 @@ static void attempt(struct proxy *p)
 			continue; /* cooling down (or another request holds its one probe) */
 		const struct snap_key *key = route_pick_key(p->w->route, p->snap, prov, now);
 		if (!key && prov->nkeys > 0)
-			key = route_pick_key(p->w->route, p->snap, prov, 0); /* every key cooling: try anyway */
+			key =
+			    route_pick_key(p->w->route, p->snap, prov, 0); /* every key cooling: try anyway */
 		p->key = key;
 		p->attempts++;
 		p->attempt_start_ns = clock_mono_ns();

@@ -146,7 +146,8 @@ size_t route_plan(struct route_state *rs, const struct snapshot *s, const char *
 		int weights[ROUTE_MAX_CANDIDATES];
 		size_t g = 0;
 		for (size_t k = i; k < j && g < ROUTE_MAX_CANDIDATES; k++) {
-			if (route_target_usable(&first[k]) && !(now_ms && breaker_cooling(first[k].provider, now_ms))) {
+			if (route_target_usable(&first[k]) &&
+			    !(now_ms && breaker_cooling(first[k].provider, now_ms))) {
 				group[g] = &first[k];
 				weights[g] = first[k].weight > 0 ? first[k].weight : 1;
 				g++;

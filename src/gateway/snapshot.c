@@ -866,7 +866,8 @@ static void carry_breakers(struct snapshot *to, const struct snapshot *from)
 		for (size_t k = 0; k < np->nkeys; k++) {
 			for (size_t j = 0; j < op->nkeys; j++) {
 				if (op->keys[j].id == np->keys[k].id)
-					atomic_store(&np->keys[k].cool_until_ms, atomic_load(&op->keys[j].cool_until_ms));
+					atomic_store(&np->keys[k].cool_until_ms,
+					             atomic_load(&op->keys[j].cool_until_ms));
 			}
 		}
 	}

@@ -133,7 +133,7 @@ struct snapshot {
 	size_t ntargets;
 	struct snap_client_key *client_keys; /* owned; sorted by key_hash */
 	size_t nclient_keys;
-	struct settings settings;            /* the operator settings at build time */
+	struct settings settings; /* the operator settings at build time */
 };
 
 /* Lookups: binary searches, no allocation, no lock.  NULL / 0 when absent. */

@@ -669,18 +669,47 @@ static const struct snap_client_key *client_key(struct http_req *r, const struct
 	return snapshot_client_key(s, hash);
 }
 
+/* A request refused before any provider was tried still gets its log
+ * row: who asked for what, and why it was refused. */
+static void log_rejected(struct worker *w, const char *rid, const char *peer,
+                         const struct snap_client_key *ck, const char *model, int status, const char *error)
+{
+	struct log_record *rec = log_record_new();
+	snprintf(rec->id, sizeof(rec->id), "%s", rid);
+	rec->created_at = clock_wall_ms();
+	if (ck) {
+		rec->client_key_id = ck->id;
+		rec->client_key_name = xstrdup(ck->name);
+	}
+	rec->client_format = xstrdup("openai");
+	rec->client_model = model ? xstrdup(model) : NULL;
+	rec->status_code = status;
+	rec->outcome = xstrdup("rejected");
+	rec->error = xstrdup(error);
+	rec->client_addr = xstrdup(peer);
+	logwriter_submit(w->srv->app->logw, rec);
+}
+
+/* Refuse r with an OpenAI-format error and log it. */
+static void reject(struct http_req *r, const struct snap_client_key *ck, const char *model, int status,
+                   const char *code, const char *msg)
+{
+	log_rejected(r->w, r->id, http_req_peer(r), ck, model, status, msg);
+	http_reply_error(r, status, code, "%s", msg);
+}
+
 /* 401 unless the key exists, is enabled and not expired. */
 static const struct snap_client_key *authenticate(struct http_req *r, const struct snapshot *s)
 {
 	const struct snap_client_key *k = client_key(r, s);
 	if (!k) {
-		http_reply_error(r, 401, "invalid_api_key",
-		                 "a valid Fusion client key is required (Authorization: Bearer fk-...)");
+		reject(r, NULL, NULL, 401, "invalid_api_key",
+		       "a valid Fusion client key is required (Authorization: Bearer fk-...)");
 		return NULL;
 	}
 	if (!k->enabled || (k->expires_at && k->expires_at <= clock_wall_ms())) {
-		http_reply_error(r, 401, "invalid_api_key", "this client key is %s",
-		                 k->enabled ? "expired" : "disabled");
+		reject(r, k, NULL, 401, "invalid_api_key",
+		       k->enabled ? "this client key is expired" : "this client key is disabled");
 		return NULL;
 	}
 	return k;
@@ -693,35 +722,41 @@ static void begin(struct http_req *r, enum kind kind)
 	const struct snap_client_key *ck = authenticate(r, snap);
 	if (!ck)
 		return;
+	char rid[REQID_BUF], peer[64];
+	snprintf(rid, sizeof(rid), "%s", r->id);
+	snprintf(peer, sizeof(peer), "%s", http_req_peer(r));
 	json_t *body = http_read_json_object(r, 0);
-	if (!body)
+	if (!body) { /* answered already (400 with the parse position) */
+		log_rejected(w, rid, peer, ck, NULL, 400, "the body is not a JSON object");
 		return;
+	}
 	json_t *jm = json_object_get(body, "model");
 	if (!json_is_string(jm) || json_string_length(jm) == 0 || json_string_length(jm) > 256) {
 		json_decref(body);
-		http_reply_error(r, 400, "invalid_request", "model: required, a non-empty string");
+		reject(r, ck, NULL, 400, "invalid_request", "model: required, a non-empty string");
 		return;
 	}
 	if (kind == K_CHAT && !json_is_array(json_object_get(body, "messages"))) {
+		reject(r, ck, json_string_value(jm), 400, "invalid_request", "messages: required, an array");
 		json_decref(body);
-		http_reply_error(r, 400, "invalid_request", "messages: required, an array");
 		return;
 	}
 	if (kind == K_EMBED && !json_object_get(body, "input")) {
+		reject(r, ck, json_string_value(jm), 400, "invalid_request", "input: required");
 		json_decref(body);
-		http_reply_error(r, 400, "invalid_request", "input: required");
 		return;
 	}
 	json_t *js = json_object_get(body, "stream");
 	if (js && !json_is_boolean(js)) {
+		reject(r, ck, json_string_value(jm), 400, "invalid_request", "stream: must be true or false");
 		json_decref(body);
-		http_reply_error(r, 400, "invalid_request", "stream: must be true or false");
 		return;
 	}
 	const char *model = json_string_value(jm);
 	if (!snap_client_key_allows(ck, model)) {
-		http_reply_error(r, 403, "model_not_allowed", "this client key may not use model '%s'",
-		                 model);
+		char msg[320];
+		snprintf(msg, sizeof(msg), "this client key may not use model '%s'", model);
+		reject(r, ck, model, 403, "model_not_allowed", msg);
 		json_decref(body); /* after the reply: model points into it */
 		return;
 	}

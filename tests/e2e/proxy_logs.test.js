@@ -186,6 +186,33 @@ describe('proxy: request_logs rows', () => {
     assert.deepEqual(attemptsOf(u), []);
   });
 
+  test('refused requests have rows too: a wrong key (401), a malformed body (400)', async () => {
+    const wrong = `rej-401-${hex(4)}`;
+    let r = await fetch(f.baseUrl + '/v1/chat/completions', {
+      method: 'POST', headers: { authorization: `Bearer fk-${hex(20)}`, 'content-type': 'application/json', 'x-request-id': wrong },
+      body: JSON.stringify({ model: 'gpt-4', messages }),
+    });
+    assert.equal(r.status, 401);
+    const bad = `rej-400-${hex(4)}`;
+    r = await fetch(f.baseUrl + '/v1/chat/completions', {
+      method: 'POST', headers: { authorization: `Bearer ${keyRow.key}`, 'content-type': 'application/json', 'x-request-id': bad },
+      body: '{"model": "gpt-4", ',
+    });
+    assert.equal(r.status, 400);
+    const got = await waitFor(async () => {
+      const x = await sqlRows(f.dbPath, `SELECT * FROM request_logs WHERE id IN ('${wrong}', '${bad}') ORDER BY id`);
+      return x.length === 2 ? x : null;
+    }, { timeoutMs: 2000, what: 'rows for the refused requests' });
+    const w = got.find((x) => x.id === wrong);
+    assert.equal(w.status_code, 401);
+    assert.equal(w.outcome, 'rejected');
+    assert.equal(w.client_key_id, null);
+    const b = got.find((x) => x.id === bad);
+    assert.equal(b.status_code, 400);
+    assert.equal(b.outcome, 'rejected');
+    assert.equal(b.client_key_id, keyRow.id);
+  });
+
   test('no key in any row or in the gateway log', async () => {
     // Some more traffic that carries keys: wrong and missing ones.
     await api(f, 'POST', '/v1/chat/completions', { token: `fk-${hex(20)}`, body: { model: 'gpt-4', messages } });

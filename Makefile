@@ -84,13 +84,14 @@ unit: $(BUILD)/asan/unit_tests $(BUILD)/tsan/snapshot_concurrency $(BUILD)/tsan/
 # publication and the log writer's queue.  Criterion cannot run under
 # TSan, so these test files carry a small runner of their own.
 TSAN_BASE := $(shell find src/util src/store src/auth -name '*.c' | sort) src/settings.c
+TSAN_HDRS := $(wildcard tests/unit/*.h tests/unit/gateway/*.h src/*/*.h src/*.h)
 TSAN_CC = $(CC) -std=c17 -D_GNU_SOURCE -Isrc -Itests/unit -I$(BUILD)/gen $(PKG_CFLAGS) -O1 -g -fsanitize=thread
 
-$(BUILD)/tsan/snapshot_concurrency: tests/unit/gateway/test_snapshot_concurrency.c src/gateway/snapshot.c $(TSAN_BASE) | $(BUILD)/gen/version.h
+$(BUILD)/tsan/snapshot_concurrency: tests/unit/gateway/test_snapshot_concurrency.c src/gateway/snapshot.c $(TSAN_BASE) $(TSAN_HDRS) | $(BUILD)/gen/version.h
 	@mkdir -p $(dir $@)
 	$(TSAN_CC) -DSNAPSHOT_TEST_NO_CRITERION -o $@ $(TSAN_BASE) src/gateway/snapshot.c $< $(LDLIBS)
 
-$(BUILD)/tsan/logwriter: tests/unit/gateway/test_logwriter.c src/gateway/logwriter.c $(TSAN_BASE) | $(BUILD)/gen/version.h
+$(BUILD)/tsan/logwriter: tests/unit/gateway/test_logwriter.c src/gateway/logwriter.c $(TSAN_BASE) $(TSAN_HDRS) | $(BUILD)/gen/version.h
 	@mkdir -p $(dir $@)
 	$(TSAN_CC) -DLOGWRITER_TEST_NO_CRITERION -o $@ $(TSAN_BASE) src/gateway/logwriter.c $< $(LDLIBS)
 

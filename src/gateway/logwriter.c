@@ -45,6 +45,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 #define DEFAULT_MAX_QUEUE 10000
 #define DEFAULT_MAX_QUEUE_BYTES ((size_t)64 * 1024 * 1024)
@@ -189,44 +190,6 @@ static void free_list(struct log_record *r)
 
 /* ---- TEXT parameters --------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at s (n > 0 bytes available),
- * or 0.  The same strictness as the store's check: no overlong forms, no
- * surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t need;
-	uint32_t cp, min;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		need = 1;
-		cp = c & 0x1f;
-		min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		need = 2;
-		cp = c & 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 3;
-		cp = c & 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n <= need)
-		return 0;
-	for (size_t k = 1; k <= need; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[k] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return need + 1;
-}
-
 /*
  * s as a TEXT parameter the store accepts.  Usually it borrows s; when s
  * is not valid UTF-8 or is longer than STORE_VALUE_MAX, *copy_out gets a
@@ -237,30 +200,18 @@ static struct store_value text_param(const char *s, char **copy_out)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t len, i = 0, o = 0, cap;
-	bool valid = true;
 	char *out;
 
 	*copy_out = NULL;
 	if (!s)
 		return sv_null();
 	len = strlen(s);
-	if (len <= STORE_VALUE_MAX) {
-		while (i < len) {
-			size_t k = utf8_seq(u + i, len - i);
-			if (!k) {
-				valid = false;
-				break;
-			}
-			i += k;
-		}
-		if (valid)
-			return sv_textn(s, len);
-	}
+	if (len <= STORE_VALUE_MAX && utf8_valid(u, len))
+		return sv_textn(s, len);
 	cap = len > STORE_VALUE_MAX / 3 ? STORE_VALUE_MAX : len * 3;
 	out = xmalloc(cap + 1);
-	i = 0;
 	while (i < len) {
-		size_t k = utf8_seq(u + i, len - i);
+		size_t k = utf8_seq_len(u + i, len - i);
 		if (k) {
 			if (o + k > cap)
 				break;

@@ -54,6 +54,7 @@
 #include "store/store_backend.h"
 #include "util/alloc.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 /* Bounds on what a caller may put in the settings table. */
 #define SETTING_KEY_MAX 256
@@ -292,51 +293,6 @@ int store_setting_set(struct store *st, const char *key, const char *value)
 }
 
 /* ---- generic SQL: argument checks -------------------------------------- */
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF
- * (what PostgreSQL accepts, and what jansson needs to build a response). */
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned c = s[i];
-		size_t need;
-		uint32_t cp, min;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-			cp = c & 0x1f;
-			min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			need = 2;
-			cp = c & 0x0f;
-			min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			cp = c & 0x07;
-			min = 0x10000;
-		} else {
-			return false;
-		}
-		if (n - i <= need)
-			return false;
-		for (size_t k = 1; k <= need; k++) {
-			unsigned cc = s[i + k];
-			if ((cc & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (cc & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += need + 1;
-	}
-	return true;
-}
 
 /* Skip whitespace, comments and empty statements (';'). */
 static const char *sql_skip_noise(const char *p)

@@ -22,8 +22,6 @@
  * Producer threads never call cr_assert (it must run on the test's
  * thread): they count, and the test asserts after joining them.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -33,123 +31,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef LOGWRITER_TEST_NO_CRITERION
-#include <criterion/criterion.h>
-
-#include "testutil.h"
-#else
-/* Stand-in: every Test registers itself; main() runs them in order in
- * one process with setup/teardown around each; a failed assertion prints
- * where and exits 1. */
-typedef void (*tsan_test_fn)(void);
-struct tsan_test {
-	const char *name;
-	tsan_test_fn fn;
-};
-static struct tsan_test tsan_tests[32];
-static int tsan_ntests;
-static void tsan_register(const char *name, tsan_test_fn fn)
-{
-	if (tsan_ntests < 32)
-		tsan_tests[tsan_ntests++] = (struct tsan_test){ name, fn };
-}
-static void tsan_check(bool ok, const char *file, int line, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, what);
-		exit(1);
-	}
-}
-#define TestSuite(...)
-#define Test(suite, name, ...)                                                                               \
-	static void suite##_##name(void);                                                                    \
-	__attribute__((constructor)) static void suite##_##name##_reg(void)                                  \
-	{                                                                                                    \
-		tsan_register(#suite "::" #name, suite##_##name);                                            \
-	}                                                                                                    \
-	static void suite##_##name(void)
-#define cr_assert(c, ...) tsan_check((c), __FILE__, __LINE__, #c)
-#define cr_assert_eq(a, b, ...) tsan_check((a) == (b), __FILE__, __LINE__, #a " == " #b)
-#define cr_assert_neq(a, b, ...) tsan_check((a) != (b), __FILE__, __LINE__, #a " != " #b)
-#define cr_assert_lt(a, b, ...) tsan_check((a) < (b), __FILE__, __LINE__, #a " < " #b)
-#define cr_assert_leq(a, b, ...) tsan_check((a) <= (b), __FILE__, __LINE__, #a " <= " #b)
-#define cr_assert_gt(a, b, ...) tsan_check((a) > (b), __FILE__, __LINE__, #a " > " #b)
-#define cr_assert_geq(a, b, ...) tsan_check((a) >= (b), __FILE__, __LINE__, #a " >= " #b)
-#define cr_assert_null(a, ...) tsan_check((a) == NULL, __FILE__, __LINE__, #a " == NULL")
-#define cr_assert_not_null(a, ...) tsan_check((a) != NULL, __FILE__, __LINE__, #a " != NULL")
-#define cr_assert_str_eq(a, b, ...) tsan_check(strcmp((a), (b)) == 0, __FILE__, __LINE__, #a " eq " #b)
-static void testutil_mkdtemp(char *dir, size_t dirlen, const char *tag)
-{
-	snprintf(dir, dirlen, "/tmp/fusion-%s-XXXXXX", tag);
-	cr_assert_not_null(mkdtemp(dir));
-}
-static void testutil_rmdir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char p[512];
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-static void setup(void);
-static void teardown(void);
-int main(void)
-{
-	for (int i = 0; i < tsan_ntests; i++) {
-		setup();
-		tsan_tests[i].fn();
-		teardown();
-		fprintf(stderr, "[PASS] %s\n", tsan_tests[i].name);
-	}
-	fprintf(stderr, "%d tests passed\n", tsan_ntests);
-	return 0;
-}
+#ifdef LOGWRITER_TEST_NO_CRITERION
+#define MINITEST_NO_CRITERION /* the TSan build: see minitest.h */
 #endif
-
-#include "gateway/logwriter.h"
-#include "store/store.h"
-#include "util/clock.h"
-#include "util/log.h"
-
-static char g_dir[64];
-static char g_db[128];
-
-static struct store *open_ok(int flags)
-{
-	struct store *st = NULL;
-	char err[512] = "";
-	int rc = store_open(g_db, flags, &st, err, sizeof(err));
-	cr_assert_eq(rc, STORE_OK, "store_open: %d %s", rc, err);
-	cr_assert_not_null(st);
-	return st;
-}
+#include "logwriter_fixture.h"
 
 static void setup(void)
 {
-	log_setup(LOG_ERROR, LOG_TEXT); /* the failure tests provoke warnings on purpose */
-	testutil_mkdtemp(g_dir, sizeof(g_dir), "lw");
-	snprintf(g_db, sizeof(g_db), "%s/fusion.db", g_dir);
-	store_close(open_ok(STORE_MIGRATE));
+	logwriter_fixture_setup("lw");
 }
 
-static void teardown(void)
-{
-	/* A writer detached by a timed-out stop may still be finishing. */
-	uint64_t deadline = clock_mono_ns() + 8000000000ull;
-	while (logwriter__threads_alive() > 0 && clock_mono_ns() < deadline)
-		usleep(2000);
-	testutil_rmdir(g_dir);
-}
-
-TestSuite(logwriter, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(logwriter, .init = setup, .fini = logwriter_fixture_teardown, .timeout = 30);
 
 /* ---- helpers ----------------------------------------------------------- */
 

@@ -14,45 +14,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <criterion/criterion.h>
-
-#include "gateway/logwriter.h"
-#include "store/store.h"
-#include "testutil.h"
-#include "util/clock.h"
-#include "util/log.h"
+#include "logwriter_fixture.h"
 
 #define DAY_MS 86400000LL
 
-static char g_dir[64];
-static char g_db[128];
-
-static struct store *open_ok(int flags)
-{
-	struct store *st = NULL;
-	char err[512] = "";
-	int rc = store_open(g_db, flags, &st, err, sizeof(err));
-	cr_assert_eq(rc, STORE_OK, "store_open: %d %s", rc, err);
-	return st;
-}
-
 static void setup(void)
 {
-	log_setup(LOG_ERROR, LOG_TEXT);
-	testutil_mkdtemp(g_dir, sizeof(g_dir), "ret");
-	snprintf(g_db, sizeof(g_db), "%s/fusion.db", g_dir);
-	store_close(open_ok(STORE_MIGRATE));
+	logwriter_fixture_setup("ret");
 }
 
-static void teardown(void)
-{
-	uint64_t deadline = clock_mono_ns() + 8000000000ull;
-	while (logwriter__threads_alive() > 0 && clock_mono_ns() < deadline)
-		usleep(2000);
-	testutil_rmdir(g_dir);
-}
-
-TestSuite(retention, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(retention, .init = setup, .fini = logwriter_fixture_teardown, .timeout = 60);
 
 /* ---- helpers ----------------------------------------------------------- */
 

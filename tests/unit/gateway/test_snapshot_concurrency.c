@@ -4,13 +4,13 @@
  * snapshots are made by hand with snapshot__new/snapshot__alloc, so this
  * file can also be built alone under ThreadSanitizer:
  *
- *   gcc -std=c17 -D_GNU_SOURCE -DSNAPSHOT_TEST_NO_CRITERION -Isrc -Ibuild/gen \
+ *   gcc -std=c17 -D_GNU_SOURCE -DSNAPSHOT_TEST_NO_CRITERION -Isrc -Ibuild/gen -Itests/unit \
  *       -O1 -g -fsanitize=thread <every .c of src/util src/store src/auth src/gateway> \
  *       tests/unit/gateway/test_snapshot_concurrency.c -o /tmp/sn/tsan \
  *       $(pkg-config --cflags --libs sqlite3 jansson libsodium libevent libevent_pthreads) \
  *       -lpthread && /tmp/sn/tsan
  *
- * (without Criterion, which cannot run under TSan: see the stand-in below).
+ * (without Criterion, which cannot run under TSan: see tests/unit/minitest.h).
  *
  * The stress test: READERS threads each run their own event_base,
  * subscribed to one hub, and every ~1 ms (half of them: after every
@@ -31,65 +31,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#ifndef SNAPSHOT_TEST_NO_CRITERION
-#include <criterion/criterion.h>
-#else
-/*
- * Criterion cannot start under ThreadSanitizer (it maps its shared arena
- * at a fixed address TSan owns: Snaipe/Criterion#274), so the TSan build
- * defines SNAPSHOT_TEST_NO_CRITERION and gets this stand-in: every Test
- * registers itself, main() runs them in order in one process (each ends
- * with no live snapshot, so they do not disturb each other), and a
- * failed assertion prints where and exits 1.
- */
-#include <stdlib.h>
-typedef void (*tsan_test_fn)(void);
-struct tsan_test {
-	const char *name;
-	tsan_test_fn fn;
-};
-static struct tsan_test tsan_tests[16];
-static int tsan_ntests;
-static void tsan_register(const char *name, tsan_test_fn fn)
-{
-	if (tsan_ntests < 16)
-		tsan_tests[tsan_ntests++] = (struct tsan_test){ name, fn };
-}
-static void tsan_check(bool ok, const char *file, int line, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, what);
-		exit(1);
-	}
-}
-#define TestSuite(...)
-#define Test(suite, name, ...)                                                                               \
-	static void suite##_##name(void);                                                                    \
-	__attribute__((constructor)) static void suite##_##name##_reg(void)                                  \
-	{                                                                                                    \
-		tsan_register(#suite "::" #name, suite##_##name);                                            \
-	}                                                                                                    \
-	static void suite##_##name(void)
-#define cr_assert(c, ...) tsan_check((c), __FILE__, __LINE__, #c)
-#define cr_assert_eq(a, b, ...) tsan_check((a) == (b), __FILE__, __LINE__, #a " == " #b)
-#define cr_assert_neq(a, b, ...) tsan_check((a) != (b), __FILE__, __LINE__, #a " != " #b)
-#define cr_assert_gt(a, b, ...) tsan_check((a) > (b), __FILE__, __LINE__, #a " > " #b)
-#define cr_assert_geq(a, b, ...) tsan_check((a) >= (b), __FILE__, __LINE__, #a " >= " #b)
-#define cr_assert_null(a, ...) tsan_check((a) == NULL, __FILE__, __LINE__, #a " == NULL")
-#define cr_assert_not_null(a, ...) tsan_check((a) != NULL, __FILE__, __LINE__, #a " != NULL")
-#define cr_log_info(...) (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr))
-static void setup(void);
-int main(void)
-{
-	for (int i = 0; i < tsan_ntests; i++) {
-		setup();
-		tsan_tests[i].fn();
-		fprintf(stderr, "[PASS] %s\n", tsan_tests[i].name);
-	}
-	fprintf(stderr, "%d tests passed\n", tsan_ntests);
-	return 0;
-}
+/* The TSan build gets minitest.h's stand-in for Criterion; each test ends
+ * with no live snapshot, so running them in one process is fine. */
+#ifdef SNAPSHOT_TEST_NO_CRITERION
+#define MINITEST_NO_CRITERION
 #endif
+#include "minitest.h"
 
 #include "gateway/snapshot.h"
 #include "util/clock.h"

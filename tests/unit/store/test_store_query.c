@@ -34,8 +34,7 @@ static char g_db[128];
 static void setup(void)
 {
 	log_setup(LOG_WARN, LOG_TEXT);
-	testutil_mkdtemp(g_dir, sizeof(g_dir), "sq");
-	snprintf(g_db, sizeof(g_db), "%s/fusion.db", g_dir);
+	testutil_mkdtemp_db(g_dir, sizeof(g_dir), g_db, sizeof(g_db), "sq");
 }
 
 static void teardown(void)
@@ -49,11 +48,7 @@ TestSuite(store_query, .init = setup, .fini = teardown, .timeout = 60);
 
 static struct store *open_ok(int flags)
 {
-	struct store *st = NULL;
-	char err[512] = "";
-	int rc = store_open(g_db, flags, &st, err, sizeof(err));
-	cr_assert_eq(rc, STORE_OK, "store_open: %d %s", rc, err);
-	return st;
+	return testutil_store_open(g_db, flags);
 }
 
 static sqlite3 *raw_open(void)

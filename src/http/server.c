@@ -36,7 +36,7 @@
 #include "util/log.h"
 
 #define DRAIN_POLL_MS 20
-#define LISTEN_BACKLOG 1024
+#define LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {

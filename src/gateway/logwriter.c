@@ -84,6 +84,8 @@ static const char insert_sql[] =
 static const char expire_sql[] = "DELETE FROM request_logs WHERE id IN (SELECT id FROM request_logs "
                                  "WHERE created_at < ? ORDER BY created_at LIMIT ?)";
 
+#define DROP_WARN_EVERY_NS (10ull * 1000000000ull)
+
 struct logwriter {
 	/* Set by logwriter_start, read-only afterwards. */
 	size_t max_queue;
@@ -92,6 +94,7 @@ struct logwriter {
 	int flush_ms;
 	int retention_ms; /* 0 = retention off */
 	pthread_t thread;
+	uint64_t last_drop_warn_ns; /* under mu: when a full queue was last reported */
 
 	uint64_t retention_due_ns; /* clock_mono_ns() of the next check; only the writer thread */
 
@@ -743,7 +746,16 @@ bool logwriter_submit(struct logwriter *w, struct log_record *r)
 		w->c.rejected++;
 		w->c.dropped++;
 	}
+	/* A full queue loses rows: say so, at most every 10 s. */
+	bool warn = !ok && !w->stopping && now - w->last_drop_warn_ns >= DROP_WARN_EVERY_NS;
+	uint64_t dropped = w->c.dropped;
+	size_t queued = w->queued;
+	if (warn)
+		w->last_drop_warn_ns = now;
 	pthread_mutex_unlock(&w->mu);
+	if (warn)
+		log_warn(NULL, "request-log queue full (%zu queued): %llu rows dropped so far", queued,
+		         (unsigned long long)dropped);
 	if (!ok)
 		log_record_free(r);
 	return ok;

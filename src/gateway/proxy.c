@@ -280,6 +280,23 @@ static void on_drained(struct http_req *r, void *arg)
 
 /* ---- upstream callbacks --------------------------------------------- */
 
+/* Does this JSON text hold "usage" followed by an object? (A cheap scan
+ * that may say yes wrongly — e.g. inside a string — but never no wrongly
+ * for the chunks providers send.) */
+static bool has_usage_object(const char *p, size_t n)
+{
+	static const char key[] = "\"usage\"";
+	const char *end = p + n;
+	for (const char *q = p; (q = memmem(q, (size_t)(end - q), key, sizeof(key) - 1)) != NULL;) {
+		q += sizeof(key) - 1;
+		while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n' || *q == ':'))
+			q++;
+		if (q < end && *q == '{')
+			return true;
+	}
+	return false;
+}
+
 static int on_sse_event(const struct sse_event *ev, void *arg)
 {
 	struct proxy *p = arg;
@@ -288,7 +305,11 @@ static int on_sse_event(const struct sse_event *ev, void *arg)
 		stream_write(p, "data: [DONE]\n\n", 14, NULL, 0, NULL, 0);
 		return 0;
 	}
-	json_t *chunk = json_loadb(ev->data, ev->data_len, 0, NULL);
+	/* Only a chunk carrying a usage object needs parsing: most chunks say
+	 * "usage":null or nothing, and a full parse per event is the proxy's
+	 * dearest per-event work. */
+	json_t *chunk =
+	    has_usage_object(ev->data, ev->data_len) ? json_loadb(ev->data, ev->data_len, 0, NULL) : NULL;
 	if (chunk) {
 		json_t *usage = json_object_get(chunk, "usage");
 		take_usage(p, usage);

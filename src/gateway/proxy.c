@@ -49,6 +49,7 @@
 #include "upstream/client.h"
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/json_scan.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -70,6 +71,14 @@ struct proxy {
 	struct snapshot *snap; /* own reference */
 	enum kind kind;
 	json_t *body; /* owned: the client's document, model rewritten per attempt */
+	/* The client's bytes and where "model" sits in them: an attempt
+	 * splices the provider's model in instead of re-encoding the whole
+	 * document (splice false: re-encode body). */
+	char *raw; /* owned */
+	size_t raw_len;
+	struct json_span model_span;
+	size_t raw_end; /* offset of the closing '}' */
+	bool splice;
 	char model[257];
 	bool stream;
 	bool client_usage;   /* the client asked for stream usage itself */
@@ -283,18 +292,15 @@ static void on_drained(struct http_req *r, void *arg)
 /* Does this JSON text hold "usage" followed by an object? (A cheap scan
  * that may say yes wrongly — e.g. inside a string — but never no wrongly
  * for the chunks providers send.) */
-static bool has_usage_object(const char *p, size_t n)
+/* Whether the JSON text in s[0..n) is an empty array ("[]", "[ ]"). */
+static bool empty_array(const char *s, size_t n)
 {
-	static const char key[] = "\"usage\"";
-	const char *end = p + n;
-	for (const char *q = p; (q = memmem(q, (size_t)(end - q), key, sizeof(key) - 1)) != NULL;) {
-		q += sizeof(key) - 1;
-		while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n' || *q == ':'))
-			q++;
-		if (q < end && *q == '{')
-			return true;
-	}
-	return false;
+	if (n < 2 || s[0] != '[' || s[n - 1] != ']')
+		return false;
+	for (size_t i = 1; i + 1 < n; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+			return false;
+	return true;
 }
 
 static int on_sse_event(const struct sse_event *ev, void *arg)
@@ -305,18 +311,16 @@ static int on_sse_event(const struct sse_event *ev, void *arg)
 		stream_write(p, "data: [DONE]\n\n", 14, NULL, 0, NULL, 0);
 		return 0;
 	}
-	/* Only a chunk carrying a usage object needs parsing: most chunks say
-	 * "usage":null or nothing, and a full parse per event is the proxy's
-	 * dearest per-event work. */
-	json_t *chunk =
-	    has_usage_object(ev->data, ev->data_len) ? json_loadb(ev->data, ev->data_len, 0, NULL) : NULL;
-	if (chunk) {
-		json_t *usage = json_object_get(chunk, "usage");
+	/* Only a chunk carrying a usage object needs reading, and then only
+	 * that object: most chunks say "usage":null or nothing, and a full
+	 * parse per event would be the proxy's dearest per-event work. */
+	struct json_span us, cs;
+	if (json_scan_member(ev->data, ev->data_len, "usage", &us) && ev->data[us.off] == '{') {
+		json_t *usage = json_loadb(ev->data + us.off, us.len, 0, NULL);
 		take_usage(p, usage);
-		json_t *choices = json_object_get(chunk, "choices");
-		bool usage_only =
-		    json_is_object(usage) && json_is_array(choices) && json_array_size(choices) == 0;
-		json_decref(chunk);
+		json_decref(usage);
+		bool usage_only = usage && json_scan_member(ev->data, ev->data_len, "choices", &cs) &&
+		                  empty_array(ev->data + cs.off, cs.len);
 		if (usage_only && p->injected_usage)
 			return 0; /* asked for by us, not by the client */
 	}
@@ -377,10 +381,15 @@ static void reply_buffered(struct proxy *p)
 {
 	size_t n = evbuffer_get_length(p->buf);
 	if (p->up_status >= 200 && p->up_status < 300) {
-		json_t *doc = json_loadb((const char *)evbuffer_pullup(p->buf, -1), n, 0, NULL);
-		if (doc)
-			take_usage(p, json_object_get(doc, "usage"));
-		json_decref(doc);
+		/* Only the usage object is read: parsing the whole answer would
+		 * cost more than passing it on. */
+		const char *body = (const char *)evbuffer_pullup(p->buf, -1);
+		struct json_span sp;
+		if (body && json_scan_member(body, n, "usage", &sp)) {
+			json_t *usage = json_loadb(body + sp.off, sp.len, 0, NULL);
+			take_usage(p, usage);
+			json_decref(usage);
+		}
 	}
 	capture(p, evbuffer_pullup(p->buf, -1), n);
 	fusion_headers(p);
@@ -473,6 +482,57 @@ static char *upstream_url(const char *base, const char *suffix)
 	return u;
 }
 
+/* Append s as the text of a JSON string (quotes included) to b. */
+static void json_quote(struct evbuffer *b, const char *s)
+{
+	evbuffer_add(b, "\"", 1);
+	const char *run = s;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c != '"' && c != '\\' && c >= 0x20)
+			continue;
+		evbuffer_add(b, run, (size_t)(s - run));
+		if (c == '"' || c == '\\')
+			evbuffer_add_printf(b, "\\%c", c);
+		else
+			evbuffer_add_printf(b, "\\u%04x", c);
+		run = s + 1;
+	}
+	evbuffer_add(b, run, (size_t)(s - run));
+	evbuffer_add(b, "\"", 1);
+}
+
+/* The body for this attempt (malloc'd, *len bytes): the client's bytes
+ * with the provider's model spliced in (and, for a stream whose client
+ * did not ask for usage, stream_options added before the closing brace);
+ * a re-encoded document when the bytes cannot simply be spliced. */
+static char *request_payload(struct proxy *p, size_t *len)
+{
+	if (!p->splice) {
+		json_object_set_new(p->body, "model", json_string(p->tgt->provider_model));
+		char *s = json_dumps(p->body, JSON_COMPACT);
+		*len = s ? strlen(s) : 0;
+		return s;
+	}
+	struct evbuffer *b = evbuffer_new();
+	size_t after = p->model_span.off + p->model_span.len;
+	evbuffer_add(b, p->raw, p->model_span.off);
+	json_quote(b, p->tgt->provider_model);
+	if (p->injected_usage) {
+		evbuffer_add(b, p->raw + after, p->raw_end - after);
+		evbuffer_add(b, ",\"stream_options\":{\"include_usage\":true}", 40);
+		evbuffer_add(b, p->raw + p->raw_end, p->raw_len - p->raw_end);
+	} else {
+		evbuffer_add(b, p->raw + after, p->raw_len - after);
+	}
+	*len = evbuffer_get_length(b);
+	char *s = xmalloc(*len + 1);
+	evbuffer_remove(b, s, *len);
+	s[*len] = '\0';
+	evbuffer_free(b);
+	return s;
+}
+
 static void attempt(struct proxy *p)
 {
 	while (p->next < p->ncands && p->attempts < p->snap->settings.max_attempts) {
@@ -493,8 +553,8 @@ static void attempt(struct proxy *p)
 		p->buf_overflow = false;
 		evbuffer_drain(p->buf, evbuffer_get_length(p->buf));
 
-		json_object_set_new(p->body, "model", json_string(p->tgt->provider_model));
-		char *payload = json_dumps(p->body, JSON_COMPACT);
+		size_t payload_len = 0;
+		char *payload = request_payload(p, &payload_len);
 		char *url =
 		    upstream_url(prov->base_url, p->kind == K_CHAT ? "/chat/completions" : "/embeddings");
 
@@ -525,7 +585,7 @@ static void attempt(struct proxy *p)
 			.headers = (const char *const *)h,
 			.nheaders = nh,
 			.body = payload,
-			.body_len = payload ? strlen(payload) : 0,
+			.body_len = payload_len,
 			.connect_timeout_ms = CONNECT_TIMEOUT_MS,
 			.first_byte_timeout_ms = prov->timeout_ms > 0 ? prov->timeout_ms : 60000,
 			.idle_timeout_ms = IDLE_TIMEOUT_MS,
@@ -589,16 +649,19 @@ static void free_proxy(struct proxy *p)
 {
 	if (p->xfer)
 		upstream_cancel(p->xfer);
-	event_free(p->heartbeat);
+	if (p->heartbeat)
+		event_free(p->heartbeat);
 	event_free(p->watch);
 	event_free(p->finish_ev);
 	sse_free(p->sse);
 	evbuffer_free(p->buf);
-	evbuffer_free(p->out);
+	if (p->out)
+		evbuffer_free(p->out);
 	evbuffer_free(p->capture);
 	json_decref(p->body);
 	json_decref(p->attempts_log);
 	free(p->req_capture);
+	free(p->raw);
 	snapshot_unref(p->snap);
 	free(p);
 }
@@ -623,7 +686,8 @@ static char *dup_cap(struct evbuffer *b)
 
 static void finish(struct proxy *p)
 {
-	evtimer_del(p->heartbeat);
+	if (p->heartbeat)
+		evtimer_del(p->heartbeat);
 	evtimer_del(p->watch);
 	if (!p->ended) {
 		/* Client gone: end r so evhttp frees it. */
@@ -798,10 +862,12 @@ static void begin(struct http_req *r, enum kind kind)
 	p->prompt_tokens = p->completion_tokens = p->total_tokens = p->cached_tokens = -1;
 	p->attempts_log = json_array();
 	p->buf = evbuffer_new();
-	p->out = evbuffer_new();
 	p->capture = evbuffer_new();
-	p->sse = sse_new(SSE_EVENT_MAX);
-	p->heartbeat = evtimer_new(w->base, on_heartbeat, p);
+	if (p->stream) { /* only streams need these */
+		p->out = evbuffer_new();
+		p->sse = sse_new(SSE_EVENT_MAX);
+		p->heartbeat = evtimer_new(w->base, on_heartbeat, p);
+	}
 	p->watch = evtimer_new(w->base, on_watch, p);
 	p->finish_ev = event_new(w->base, -1, 0, on_finish_ev, p);
 	{
@@ -811,12 +877,24 @@ static void begin(struct http_req *r, enum kind kind)
 		p->req_capture = xmalloc(keep + 1);
 		evbuffer_copyout(in, p->req_capture, keep);
 		p->req_capture[keep] = '\0';
+		p->raw = xmalloc(n + 1);
+		evbuffer_copyout(in, p->raw, n);
+		p->raw[n] = '\0';
+		p->raw_len = n;
+		size_t members = 0;
+		p->raw_end = json_scan_object_end(p->raw, n, &members);
+		/* Splice only when every name is written plainly and once, so the
+		 * "model" found in the bytes is the one jansson read. */
+		p->splice = p->raw_end < n && members == json_object_size(body) &&
+		            json_scan_member(p->raw, n, "model", &p->model_span);
 	}
 	if (p->stream) {
 		json_t *so = json_object_get(body, "stream_options");
 		p->client_usage = json_is_object(so) && json_is_true(json_object_get(so, "include_usage"));
 		if (!p->client_usage) {
 			/* Count tokens: ask for usage, strip that chunk before the client sees it. */
+			if (so)
+				p->splice = false; /* rare: rewrite the client's own stream_options */
 			if (!json_is_object(so)) {
 				so = json_object();
 				json_object_set_new(body, "stream_options", so);

@@ -112,6 +112,11 @@ struct upstream_xfer {
 	char detail[DETAIL_MAX];      /* what on_done receives */
 };
 
+/* Finished easy handles are reset and kept for the next transfer (up to
+ * this many per worker): a new handle costs allocations and buffers on
+ * every request otherwise. */
+#define EASY_SPARE_MAX 64
+
 struct upstream {
 	struct event_base *base;             /* borrowed; outlives u */
 	CURLM *multi;                        /* owned */
@@ -123,6 +128,9 @@ struct upstream {
 	size_t active;                       /* transfers RUNNING */
 	int in_curl;                         /* > 0 while a curl call of ours is on the stack */
 	int in_user;                         /* > 0 while a caller's callback is on the stack */
+	CURL *spare[EASY_SPARE_MAX];         /* owned: reset handles kept for reuse */
+	size_t nspare;
+	bool freeing; /* upstream_free: no more spares */
 };
 
 const char *upstream_result_name(enum upstream_result r)
@@ -202,8 +210,14 @@ static void xfer_free(struct upstream_xfer *x)
 	struct upstream *u = x->u;
 	if (x->added)
 		curl_multi_remove_handle(u->multi, x->easy);
-	if (x->easy)
-		curl_easy_cleanup(x->easy);
+	if (x->easy) {
+		if (u->nspare < EASY_SPARE_MAX && !u->freeing) {
+			curl_easy_reset(x->easy); /* every option back to its default */
+			u->spare[u->nspare++] = x->easy;
+		} else {
+			curl_easy_cleanup(x->easy);
+		}
+	}
 	curl_slist_free_all(x->headers);
 	if (x->deadline_ev)
 		event_free(x->deadline_ev);
@@ -601,6 +615,7 @@ void upstream_free(struct upstream *u)
 		log_error(NULL, "upstream_free called from inside an upstream callback");
 		abort();
 	}
+	u->freeing = true;
 	for (struct upstream_xfer *x = u->xfers, *next; x; x = next) {
 		next = x->next;
 		xfer_free(x); /* removing an unfinished one closes its connection */
@@ -615,6 +630,8 @@ void upstream_free(struct upstream *u)
 		event_free(u->timer_ev);
 	if (u->kick_ev)
 		event_free(u->kick_ev);
+	for (size_t i = 0; i < u->nspare; i++)
+		curl_easy_cleanup(u->spare[i]);
 	free(u);
 }
 
@@ -783,7 +800,7 @@ struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_r
 	x->on_data = req->on_data;
 	x->on_done = req->on_done;
 	x->ud = req->ud;
-	x->easy = curl_easy_init();
+	x->easy = u->nspare ? u->spare[--u->nspare] : curl_easy_init();
 	x->deadline_ev = evtimer_new(u->base, deadline_cb, x);
 	if (!x->easy || !x->deadline_ev || setup_easy(x, req, https) != CURLE_OK)
 		goto fail;

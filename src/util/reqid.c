@@ -4,7 +4,9 @@
 #include "util/reqid.h"
 
 #include <sodium.h>
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 bool reqid_is_sane(const char *s)
 {
@@ -23,8 +25,18 @@ bool reqid_is_sane(const char *s)
 
 void reqid_make(char out[REQID_BUF])
 {
+	/* 48 bits of Unix milliseconds first (big-endian), then 80 random
+	 * bits: ids sort by time, so the request_logs primary key grows at
+	 * its end instead of touching a random index page per row. */
 	unsigned char raw[16];
-	randombytes_buf(raw, sizeof(raw));
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	for (int i = 5; i >= 0; i--) {
+		raw[i] = (unsigned char)(ms & 0xff);
+		ms >>= 8;
+	}
+	randombytes_buf(raw + 6, sizeof(raw) - 6);
 	sodium_bin2hex(out, REQID_BUF, raw, sizeof(raw));
 }
 

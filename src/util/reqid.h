@@ -3,8 +3,9 @@
  *
  * A client-supplied X-Request-Id is echoed only when it is 1..64 bytes of
  * [A-Za-z0-9._:-], so it can go into logs, headers and database rows
- * without escaping.  Generated ids are 32 lowercase hex digits (128
- * random bits from libsodium, which must be initialised first).
+ * without escaping.  Generated ids are 32 lowercase hex digits: 48 bits
+ * of Unix milliseconds, then 80 random bits from libsodium (which must
+ * be initialised first), so they sort by creation time.
  */
 #ifndef FUSION_UTIL_REQID_H
 #define FUSION_UTIL_REQID_H

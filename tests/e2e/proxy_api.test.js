@@ -121,6 +121,27 @@ describe('proxy: OpenAI API through the SDK', () => {
     assert.deepEqual(got, { ...body, model: 'gpt-3.5-turbo' }, `upstream body: ${lastUp().body}`);
   });
 
+  // Fusion rewrites "model" in the client's bytes when it can; a name
+  // spelled with escapes or written twice must not slip past it.
+  test('non-streaming: the body bytes reach the provider as sent, only model changed', async () => {
+    const raw = '{ "messages" : [{"role":"user","content":"a \\"quoted\\" }{ model"}] ,\n"model":"gpt-4", "x":{"model":"inner"} }';
+    const res = await api(f, 'POST', '/v1/chat/completions', { token: keys.main, body: raw });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(lastUp().body, raw.replace('"model":"gpt-4"', '"model":"gpt-3.5-turbo"'));
+  });
+
+  test('non-streaming: an escaped "model" name is still rewritten; a duplicate one is refused', async () => {
+    const escaped = '{"mod\\u0065l":"gpt-4","messages":[{"role":"user","content":"hi"}]}';
+    const res = await api(f, 'POST', '/v1/chat/completions', { token: keys.main, body: escaped });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(lastUp().json?.model, 'gpt-3.5-turbo', lastUp().body);
+    const dup = await api(f, 'POST', '/v1/chat/completions', {
+      token: keys.main, body: '{"model":"list-b","mod\\u0065l":"gpt-4","messages":[]}',
+    });
+    assert.equal(dup.status, 400, dup.text);
+    assert.match(dup.json?.error?.message ?? '', /duplicate object key/);
+  });
+
   test('a model name (not a mapping) is sent as its provider_model', async () => {
     await client().chat.completions.create({ model: 'list-b', messages });
     assert.equal(lastUp().json?.model, 'b-upstream');

@@ -1,0 +1,38 @@
+/*
+ * json_scan.h — find a top-level member of a JSON object in its text
+ * without building a document.  The proxy uses it on the hot path: to
+ * read the usage object of a provider's answer and to rewrite "model" in
+ * a request it passes through, where a full parse and re-encode would
+ * cost more than everything else it does.
+ *
+ * The scanner walks only the top level: member names are compared as
+ * written (a name spelled with escapes is not matched), values are
+ * skipped by tracking strings and bracket depth.  It does not validate
+ * the values it skips; callers either validated the document already
+ * (requests are parsed once with jansson) or parse the span they get.
+ */
+#ifndef FUSION_UTIL_JSON_SCAN_H
+#define FUSION_UTIL_JSON_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct json_span {
+	size_t off; /* offset of the value's first byte */
+	size_t len; /* length of the value's text */
+};
+
+/* Find member `key` of the top-level object in s[0..n).  Returns true
+ * and fills *out with the span of its value (the last one if the name is
+ * repeated, as jansson keeps the last); false when s is not an object,
+ * has no such member, or is cut short. */
+bool json_scan_member(const char *s, size_t n, const char *key, struct json_span *out);
+
+/* Offset of the top-level object's closing '}' in s[0..n), or n when s is
+ * not a complete object; *members (may be NULL) gets the number of
+ * members as written, duplicates included — a caller compares it with a
+ * parsed document's size to know that every name was spelled plainly and
+ * once. */
+size_t json_scan_object_end(const char *s, size_t n, size_t *members);
+
+#endif

@@ -16,6 +16,7 @@ const struct setting_def settings_defs[] = {
 	{ "log_retention_days", SETTING_INT, 1, 3650, 30, OFF(log_retention_days) },
 	{ "health_check_interval_seconds", SETTING_INT, 0, 86400, 60, OFF(health_check_interval_seconds) },
 	{ "max_attempts", SETTING_INT, 1, 10, 5, OFF(max_attempts) },
+	{ "default_max_tokens", SETTING_INT, 1, 1000000, 4096, OFF(default_max_tokens) },
 };
 
 const size_t settings_ndefs = sizeof(settings_defs) / sizeof(settings_defs[0]);

@@ -21,6 +21,8 @@ struct settings {
 	int64_t log_retention_days;
 	int64_t health_check_interval_seconds;
 	int64_t max_attempts; /* upstream attempts per request, failover included */
+	int64_t default_max_tokens; /* sent to a provider that requires max_tokens (Anthropic)
+	                               when the client gave none */
 };
 
 enum setting_kind { SETTING_BOOL, SETTING_INT };

@@ -45,6 +45,7 @@
 #include "http/body.h"
 #include "http/request.h"
 #include "http/server.h"
+#include "providers/format.h"
 #include "store/store.h"
 #include "upstream/client.h"
 #include "util/alloc.h"
@@ -70,7 +71,19 @@ struct proxy {
 	struct worker *w;
 	struct snapshot *snap; /* own reference */
 	enum kind kind;
-	json_t *body; /* owned: the client's document, model rewritten per attempt */
+	enum wire cfmt;         /* the client's API */
+	enum wire pfmt;         /* the current attempt's provider API */
+	bool array_stream;      /* a Gemini client without alt=sse: the stream is one JSON array */
+	bool xlate;             /* the current attempt translates (pfmt != cfmt) */
+	json_t *canon;          /* owned: the canonical request, made at the first translated attempt */
+	struct wire_sdec *sdec; /* owned: the attempt's stream decoder (translation, or the usage of
+	                           an Anthropic/Gemini stream passed through) */
+	struct wire_senc *senc; /* owned: the client's stream encoder when translating */
+	bool senc_done;         /* the encoder wrote its ending */
+	char xlate_err[256];    /* why a candidate could not take the request; "" if none */
+	int xlate_status;
+	int64_t prompt_estimate; /* prompt tokens guessed from the body size */
+	json_t *body;            /* owned: the client's document, model rewritten per attempt */
 	/* The client's bytes and where "model" sits in them: an attempt
 	 * splices the provider's model in instead of re-encoding the whole
 	 * document (splice false: re-encode body). */
@@ -196,6 +209,18 @@ static void take_usage(struct proxy *p, const json_t *usage)
 		p->cached_tokens = json_integer_value(v);
 }
 
+static void take_wire_usage(struct proxy *p, const struct wire_usage *u)
+{
+	if (u->prompt >= 0)
+		p->prompt_tokens = u->prompt;
+	if (u->completion >= 0)
+		p->completion_tokens = u->completion;
+	if (u->total >= 0)
+		p->total_tokens = u->total;
+	if (u->cached >= 0)
+		p->cached_tokens = u->cached;
+}
+
 static void record_attempt(struct proxy *p, long status, const char *error)
 {
 	int64_t ms = (int64_t)((clock_mono_ns() - p->attempt_start_ns) / 1000000u);
@@ -225,13 +250,27 @@ static void fusion_headers(struct proxy *p)
 
 /* ---- answering ------------------------------------------------------ */
 
+/* Answer r with an error in the client's own API format (OpenAI's keeps
+ * Fusion's code field). */
+static void client_error(struct http_req *r, enum wire cfmt, int status, const char *code, const char *msg)
+{
+	if (cfmt == WIRE_OPENAI) {
+		http_reply_error(r, status, code, "%s", msg);
+		return;
+	}
+	struct wire_error e = { .status = status };
+	snprintf(e.type, sizeof(e.type), "%s", wire_error_type_for_status(status));
+	snprintf(e.message, sizeof(e.message), "%s", msg);
+	http_reply_json(r, status, wire_formats[cfmt]->encode_error(&e));
+}
+
 static void reply_error(struct proxy *p, int status, const char *code, const char *msg)
 {
 	p->status = status;
 	snprintf(p->error, sizeof(p->error), "%s", msg);
 	capture(p, msg, strlen(msg));
 	p->ended = true;
-	http_reply_error(p->r, status, code, "%s", msg);
+	client_error(p->r, p->cfmt, status, code, msg);
 }
 
 static void start_stream(struct proxy *p)
@@ -241,12 +280,26 @@ static void start_stream(struct proxy *p)
 	fusion_headers(p);
 	http_req_set_header(p->r, "Cache-Control", "no-cache");
 	http_req_set_header(p->r, "X-Accel-Buffering", "no");
-	http_stream_start(p->r, 200, "text/event-stream; charset=utf-8");
+	http_stream_start(p->r, 200,
+	                  p->array_stream ? "application/json; charset=utf-8"
+	                                  : "text/event-stream; charset=utf-8");
 	p->sent_headers = true;
 	p->status = 200;
 	p->last_write_ns = clock_mono_ns();
-	struct timeval tv = clock_tv_ms(HEARTBEAT_MS);
-	evtimer_add(p->heartbeat, &tv);
+	if (!p->array_stream) { /* an SSE comment would break a JSON array */
+		struct timeval tv = clock_tv_ms(HEARTBEAT_MS);
+		evtimer_add(p->heartbeat, &tv);
+	}
+}
+
+/* Send what p->out holds to the client (and keep it for the log row). */
+static void stream_flush(struct proxy *p)
+{
+	size_t n = evbuffer_get_length(p->out);
+	const unsigned char *bytes = evbuffer_pullup(p->out, -1);
+	capture(p, bytes, n);
+	http_stream_write(p->r, p->out);
+	p->last_write_ns = clock_mono_ns();
 }
 
 static void stream_write(struct proxy *p, const char *a, size_t an, const char *b, size_t bn, const char *c,
@@ -257,11 +310,7 @@ static void stream_write(struct proxy *p, const char *a, size_t an, const char *
 		evbuffer_add(p->out, b, bn);
 	if (cn)
 		evbuffer_add(p->out, c, cn);
-	size_t n = evbuffer_get_length(p->out);
-	const unsigned char *bytes = evbuffer_pullup(p->out, -1);
-	capture(p, bytes, n);
-	http_stream_write(p->r, p->out);
-	p->last_write_ns = clock_mono_ns();
+	stream_flush(p);
 }
 
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
@@ -303,9 +352,93 @@ static bool empty_array(const char *s, size_t n)
 	return true;
 }
 
+/* One canonical stream event from the provider's decoder: count usage
+ * and the first token, and, when translating, have the client's encoder
+ * write it out. */
+static int on_cev(const struct cev *ev, void *arg)
+{
+	struct proxy *p = arg;
+	switch (ev->type) {
+	case CEV_START:
+	case CEV_USAGE:
+		take_wire_usage(p, &ev->usage);
+		break;
+	case CEV_TEXT:
+	case CEV_THINKING:
+	case CEV_TOOL_START:
+		if (!p->first_token_ns)
+			p->first_token_ns = clock_mono_ns();
+		break;
+	case CEV_ERROR:
+		p->outcome = "upstream_error";
+		snprintf(p->error, sizeof(p->error), "upstream stream error: %.200s",
+		         ev->error ? ev->error->message : "unknown");
+		break;
+	default:
+		break;
+	}
+	if (!p->senc || p->senc_done)
+		return 0;
+	if (ev->type == CEV_END || ev->type == CEV_ERROR)
+		p->senc_done = true;
+	start_stream(p);
+	wire_formats[p->cfmt]->senc_event(p->senc, ev, p->out);
+	if (evbuffer_get_length(p->out))
+		stream_flush(p);
+	return 0;
+}
+
+/* The stream broke after bytes reached the client: an error event in the
+ * client's format, then the caller ends the stream. */
+static void stream_error(struct proxy *p, const char *msg)
+{
+	struct wire_error e = { .status = 502 };
+	snprintf(e.type, sizeof(e.type), "api_error");
+	snprintf(e.message, sizeof(e.message), "%s", msg);
+	if (p->senc) {
+		struct cev ev = { .type = CEV_ERROR, .error = &e };
+		wire_usage_init(&ev.usage);
+		on_cev(&ev, p);
+		return;
+	}
+	if (p->cfmt == WIRE_OPENAI) {
+		char buf[512];
+		snprintf(buf, sizeof(buf),
+		         "data: {\"error\":{\"message\":\"%s\",\"type\":\"upstream_error\","
+		         "\"code\":\"upstream_stream_error\"}}\n\n",
+		         msg);
+		stream_write(p, buf, strlen(buf), NULL, 0, NULL, 0);
+		return;
+	}
+	json_t *doc = wire_formats[p->cfmt]->encode_error(&e);
+	char *s = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	if (!s)
+		return;
+	if (p->cfmt == WIRE_ANTHROPIC)
+		evbuffer_add(p->out, "event: error\n", 13);
+	stream_write(p, "data: ", 6, s, strlen(s), "\n\n", 2);
+	free(s);
+}
+
 static int on_sse_event(const struct sse_event *ev, void *arg)
 {
 	struct proxy *p = arg;
+	if (p->sdec) {
+		/* Translated (the encoder writes), or an Anthropic/Gemini stream
+		 * passed through as it came, read only for its usage. */
+		(void)wire_formats[p->pfmt]->sdec_event(p->sdec, ev->event, ev->event_len, ev->data,
+		                                        ev->data_len, on_cev, p);
+		if (p->senc)
+			return 0;
+		if (!p->first_token_ns)
+			p->first_token_ns = clock_mono_ns();
+		start_stream(p);
+		if (ev->event_len)
+			stream_write(p, "event: ", 7, ev->event, ev->event_len, "\n", 1);
+		stream_write(p, "data: ", 6, ev->data, ev->data_len, "\n\n", 2);
+		return 0;
+	}
 	if (ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {
 		start_stream(p);
 		stream_write(p, "data: [DONE]\n\n", 14, NULL, 0, NULL, 0);
@@ -376,11 +509,72 @@ static int on_data(void *ud, const char *data, size_t n)
 	return 0;
 }
 
+/* Answer the client in its own format from a provider's answer in
+ * another (a 2xx answer, or an error with its status kept). */
+static void reply_translated(struct proxy *p)
+{
+	size_t n = evbuffer_get_length(p->buf);
+	const char *body = (const char *)evbuffer_pullup(p->buf, -1);
+	int status = (int)p->up_status;
+	json_t *out = NULL;
+	if (status < 200 || status >= 300) {
+		struct wire_error e;
+		wire_formats[p->pfmt]->decode_error(status, body ? body : "", n, &e);
+		e.status = status;
+		out = wire_formats[p->cfmt]->encode_error(&e);
+	} else {
+		struct wire_err err = { 0 };
+		json_t *doc = body ? json_loadb(body, n, 0, NULL) : NULL;
+		json_t *canon = doc ? wire_formats[p->pfmt]->decode_response(doc, &err) : NULL;
+		json_decref(doc);
+		if (!canon) {
+			p->outcome = "upstream_error";
+			fusion_headers(p);
+			reply_error(p, 502, "upstream_bad_answer",
+			            err.message[0] ? err.message : "the provider's answer is not JSON");
+			return;
+		}
+		take_usage(p, json_object_get(canon, "usage"));
+		struct wire_opts o = { .model = p->model, .prompt_estimate = -1 };
+		out = wire_formats[p->cfmt]->encode_response(canon, &o);
+		json_decref(canon);
+	}
+	char *s = out ? json_dumps(out, JSON_COMPACT) : NULL;
+	json_decref(out);
+	if (!s) {
+		fusion_headers(p);
+		reply_error(p, 502, "upstream_bad_answer", "the provider's answer could not be translated");
+		return;
+	}
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add(b, s, strlen(s));
+	capture(p, s, strlen(s));
+	free(s);
+	fusion_headers(p);
+	p->status = status;
+	p->ended = true;
+	http_reply(p->r, status, "application/json", b);
+	evbuffer_free(b);
+}
+
 /* Answer from the buffered upstream body (success or a final error). */
 static void reply_buffered(struct proxy *p)
 {
 	size_t n = evbuffer_get_length(p->buf);
-	if (p->up_status >= 200 && p->up_status < 300) {
+	if (p->xlate) {
+		reply_translated(p);
+		return;
+	}
+	if (p->up_status >= 200 && p->up_status < 300 && p->pfmt != WIRE_OPENAI) {
+		const char *body = (const char *)evbuffer_pullup(p->buf, -1);
+		json_t *doc = body ? json_loadb(body, n, 0, NULL) : NULL;
+		struct wire_usage u;
+		wire_usage_init(&u);
+		if (doc)
+			wire_formats[p->pfmt]->usage(doc, &u);
+		take_wire_usage(p, &u);
+		json_decref(doc);
+	} else if (p->up_status >= 200 && p->up_status < 300) {
 		/* Only the usage object is read: parsing the whole answer would
 		 * cost more than passing it on. */
 		const char *body = (const char *)evbuffer_pullup(p->buf, -1);
@@ -405,24 +599,22 @@ static void on_done(void *ud, enum upstream_result res, long status, const char 
 	if (p->client_gone)
 		return; /* the deferred finish does the rest */
 
-	if (p->mode == M_STREAM && p->sent_headers) {
+	if (p->mode == M_STREAM && (p->sent_headers || (p->senc && res == UPSTREAM_OK))) {
 		/* Past the point of failover: end the stream, with an error event if it broke. */
 		if (res == UPSTREAM_OK && sse_finish(p->sse, on_sse_event, p) == SSE_ETRUNCATED)
 			log_info(p->rid, "upstream stream ended mid-line");
 		record_attempt(p, status, res == UPSTREAM_OK ? NULL : upstream_result_name(res));
 		breaker_note(p, res, res == UPSTREAM_OK ? 200 : 0);
+		if (res == UPSTREAM_OK && p->sdec) /* ends a translated stream, or notes a cut one */
+			(void)wire_formats[p->pfmt]->sdec_end(p->sdec, on_cev, p);
 		if (res != UPSTREAM_OK) {
-			char ev[512];
-			snprintf(ev, sizeof(ev),
-			         "data: {\"error\":{\"message\":\"upstream stream failed: "
-			         "%s\",\"type\":\"upstream_error\","
-			         "\"code\":\"upstream_stream_error\"}}\n\n",
-			         upstream_result_name(res));
-			stream_write(p, ev, strlen(ev), NULL, 0, NULL, 0);
+			char msg[160];
+			snprintf(msg, sizeof(msg), "upstream stream failed: %s", upstream_result_name(res));
+			stream_error(p, msg);
 			p->outcome = res == UPSTREAM_ETIMEOUT_IDLE ? "timeout" : "upstream_error";
 			snprintf(p->error, sizeof(p->error), "stream cut: %s",
 			         detail ? detail : upstream_result_name(res));
-		} else {
+		} else if (!p->outcome) {
 			p->outcome = "ok";
 		}
 		p->ended = true;
@@ -533,14 +725,87 @@ static char *request_payload(struct proxy *p, size_t *len)
 	return s;
 }
 
+static enum wire wire_of(enum provider_type t)
+{
+	switch (t) {
+	case PROVIDER_ANTHROPIC:
+		return WIRE_ANTHROPIC;
+	case PROVIDER_GEMINI:
+		return WIRE_GEMINI;
+	default:
+		return WIRE_OPENAI;
+	}
+}
+
+/* The body for a provider in another format (malloc'd), or NULL with
+ * p->xlate_err set when the request cannot be put in that format. */
+static char *translated_payload(struct proxy *p, enum wire pf, size_t *len)
+{
+	struct wire_err err = { 0 };
+	if (!p->canon) {
+		p->canon = wire_formats[p->cfmt]->decode_request(p->body, &err);
+		if (!p->canon) {
+			p->xlate_status = err.status ? err.status : 400;
+			snprintf(p->xlate_err, sizeof(p->xlate_err), "%s", err.message);
+			return NULL;
+		}
+		/* Gemini names the model and streaming in the URL, not the body. */
+		json_object_set_new(p->canon, "model", json_string(p->model));
+		json_object_set_new(p->canon, "stream", json_boolean(p->stream));
+	}
+	struct wire_opts o = {
+		.model = p->tgt->provider_model,
+		.stream = p->stream,
+		.default_max_tokens = p->snap->settings.default_max_tokens,
+		.prompt_estimate = -1,
+	};
+	json_t *enc = wire_formats[pf]->encode_request(p->canon, &o, &err);
+	if (!enc) {
+		p->xlate_status = err.status ? err.status : 400;
+		snprintf(p->xlate_err, sizeof(p->xlate_err), "%s", err.message);
+		return NULL;
+	}
+	char *s = json_dumps(enc, JSON_COMPACT);
+	json_decref(enc);
+	*len = s ? strlen(s) : 0;
+	return s;
+}
+
 static void attempt(struct proxy *p)
 {
 	while (p->next < p->ncands && p->attempts < p->snap->settings.max_attempts) {
 		p->tgt = p->cands[p->next++];
 		const struct snap_provider *prov = p->tgt->provider;
+		enum wire pf = wire_of(prov->type);
+		if (p->kind == K_EMBED && pf != WIRE_OPENAI) {
+			p->xlate_status = 400;
+			snprintf(p->xlate_err, sizeof(p->xlate_err),
+			         "embeddings are served only by OpenAI-compatible providers");
+			continue;
+		}
+		size_t payload_len = 0;
+		char *payload = NULL;
+		if (pf != p->cfmt) {
+			payload = translated_payload(p, pf, &payload_len);
+			if (!payload) {
+				if (p->xlate_status != 400 || !p->canon)
+					break; /* the client's request itself is bad: no candidate can help */
+				continue;      /* this provider's format cannot carry it; another may */
+			}
+		} else if (p->cfmt == WIRE_GEMINI) {
+			payload_len = p->raw_len; /* the model is in the URL: the body goes as sent */
+			payload = xmalloc(payload_len + 1);
+			memcpy(payload, p->raw, payload_len + 1);
+		} else {
+			payload = request_payload(p, &payload_len);
+		}
+		p->pfmt = pf;
+		p->xlate = pf != p->cfmt;
 		int64_t now = clock_wall_ms();
-		if (!p->ignore_breakers && !breaker_allow(prov, now))
+		if (!p->ignore_breakers && !breaker_allow(prov, now)) {
+			free(payload);
 			continue; /* cooling down (or another request holds its one probe) */
+		}
 		const struct snap_key *key = route_pick_key(p->w->route, p->snap, prov, now);
 		if (!key && prov->nkeys > 0)
 			key =
@@ -552,27 +817,46 @@ static void attempt(struct proxy *p)
 		p->mode = M_BUFFER;
 		p->buf_overflow = false;
 		evbuffer_drain(p->buf, evbuffer_get_length(p->buf));
+		if (p->stream) { /* a fresh stream state per attempt: nothing reached the client yet */
+			sse_free(p->sse);
+			p->sse = sse_new(SSE_EVENT_MAX);
+			if (p->sdec)
+				wire_formats[p->pfmt]->sdec_free(p->sdec);
+			if (p->senc)
+				wire_formats[p->cfmt]->senc_free(p->senc);
+			p->sdec = NULL;
+			p->senc = NULL;
+			p->senc_done = false;
+			if (p->xlate || p->cfmt != WIRE_OPENAI)
+				p->sdec = wire_formats[pf]->sdec_new();
+			if (p->xlate || p->array_stream) {
+				struct wire_opts o = {
+					.model = p->model,
+					.stream = true,
+					.json_array = p->array_stream,
+					.include_usage = p->client_usage,
+					.prompt_estimate = p->prompt_estimate,
+				};
+				p->senc = wire_formats[p->cfmt]->senc_new(&o);
+			}
+		}
 
-		size_t payload_len = 0;
-		char *payload = request_payload(p, &payload_len);
 		char *url =
-		    upstream_url(prov->base_url, p->kind == K_CHAT ? "/chat/completions" : "/embeddings");
+		    pf == WIRE_OPENAI
+		        ? upstream_url(prov->base_url,
+		                       p->kind == K_CHAT ? "/chat/completions" : "/embeddings")
+		        : wire_formats[pf]->chat_url(prov->base_url, p->tgt->provider_model, p->stream);
 
 		/* Headers: ours, the provider's extras; never the client's own. */
 		size_t nh = 0;
 		char *h[8 + 64];
-		char auth[TOKEN_BUF + 4200];
 		h[nh++] = xstrdup("Content-Type: application/json");
 		h[nh++] = xstrdup(p->stream ? "Accept: text/event-stream" : "Accept: application/json");
 		char rid[REQID_BUF + 16];
 		snprintf(rid, sizeof(rid), "X-Request-Id: %s", p->r->id);
 		h[nh++] = xstrdup(rid);
 		h[nh++] = xstrdup("User-Agent: fusion/" FUSION_VERSION);
-		if (key) {
-			snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key->secret);
-			h[nh++] = xstrdup(auth);
-			sodium_memzero(auth, sizeof(auth));
-		}
+		nh += wire_formats[pf]->auth_headers(key ? key->secret : NULL, h + nh, 8);
 		for (size_t i = 0; i < prov->nheaders && nh < sizeof(h) / sizeof(h[0]); i++) {
 			size_t len = strlen(prov->headers[i].name) + strlen(prov->headers[i].value) + 3;
 			h[nh] = xmalloc(len);
@@ -604,6 +888,13 @@ static void attempt(struct proxy *p)
 		if (p->xfer)
 			return;
 		record_attempt(p, 0, "could not start the upstream request");
+	}
+	if (p->attempts == 0 && p->xlate_err[0]) {
+		/* No candidate could take the request in its format. */
+		p->outcome = "rejected";
+		reply_error(p, p->xlate_status ? p->xlate_status : 400, "invalid_request", p->xlate_err);
+		finish(p);
+		return;
 	}
 	p->outcome = "upstream_error";
 	reply_error(p, 502, "upstream_unavailable", "no provider could serve the request");
@@ -659,6 +950,11 @@ static void free_proxy(struct proxy *p)
 		evbuffer_free(p->out);
 	evbuffer_free(p->capture);
 	json_decref(p->body);
+	json_decref(p->canon);
+	if (p->sdec)
+		wire_formats[p->pfmt]->sdec_free(p->sdec);
+	if (p->senc)
+		wire_formats[p->cfmt]->senc_free(p->senc);
 	json_decref(p->attempts_log);
 	free(p->req_capture);
 	free(p->raw);
@@ -704,7 +1000,7 @@ static void finish(struct proxy *p)
 		rec->client_key_id = p->ck->id;
 		rec->client_key_name = xstrdup(p->ck->name);
 	}
-	rec->client_format = xstrdup("openai");
+	rec->client_format = xstrdup(wire_formats[p->cfmt]->name);
 	rec->client_model = xstrdup(p->model);
 	if (p->tgt) {
 		rec->provider_id = p->tgt->provider->id;
@@ -737,7 +1033,24 @@ static void finish(struct proxy *p)
 
 /* ---- entry ---------------------------------------------------------- */
 
-/* The client key from Authorization: Bearer or x-api-key, looked up. */
+/* The value of query parameter `name` (not decoded: client keys need no
+ * escapes) into out; false if absent. */
+static bool query_param(const char *q, const char *name, char *out, size_t size)
+{
+	size_t n = strlen(name);
+	for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+		if (strncmp(p, name, n) == 0 && p[n] == '=') {
+			const char *v = p + n + 1;
+			size_t len = strcspn(v, "&");
+			snprintf(out, size, "%.*s", (int)len, v);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The client key from Authorization: Bearer, x-api-key (Anthropic's
+ * header), x-goog-api-key or a key= query parameter (Gemini's), looked up. */
 static const struct snap_client_key *client_key(struct http_req *r, const struct snapshot *s)
 {
 	const char *v = http_req_header(r, "Authorization");
@@ -746,6 +1059,10 @@ static const struct snap_client_key *client_key(struct http_req *r, const struct
 		snprintf(token, sizeof(token), "%s", v + 7 + strspn(v + 7, " "));
 	else if ((v = http_req_header(r, "x-api-key")))
 		snprintf(token, sizeof(token), "%s", v);
+	else if ((v = http_req_header(r, "x-goog-api-key")))
+		snprintf(token, sizeof(token), "%s", v);
+	else if (r->query)
+		(void)query_param(r->query, "key", token, sizeof(token));
 	if (!token[0])
 		return NULL;
 	char hash[TOKEN_HASH_BUF];
@@ -756,7 +1073,7 @@ static const struct snap_client_key *client_key(struct http_req *r, const struct
 
 /* A request refused before any provider was tried still gets its log
  * row: who asked for what, and why it was refused. */
-static void log_rejected(struct worker *w, const char *rid, const char *peer,
+static void log_rejected(struct worker *w, enum wire cfmt, const char *rid, const char *peer,
                          const struct snap_client_key *ck, const char *model, int status, const char *error)
 {
 	struct log_record *rec = log_record_new();
@@ -766,7 +1083,7 @@ static void log_rejected(struct worker *w, const char *rid, const char *peer,
 		rec->client_key_id = ck->id;
 		rec->client_key_name = xstrdup(ck->name);
 	}
-	rec->client_format = xstrdup("openai");
+	rec->client_format = xstrdup(wire_formats[cfmt]->name);
 	rec->client_model = model ? xstrdup(model) : NULL;
 	rec->status_code = status;
 	rec->outcome = xstrdup("rejected");
@@ -775,36 +1092,43 @@ static void log_rejected(struct worker *w, const char *rid, const char *peer,
 	logwriter_submit(w->srv->app->logw, rec);
 }
 
-/* Refuse r with an OpenAI-format error and log it. */
-static void reject(struct http_req *r, const struct snap_client_key *ck, const char *model, int status,
-                   const char *code, const char *msg)
+/* Refuse r with an error in the client's format and log it. */
+static void reject(struct http_req *r, enum wire cfmt, const struct snap_client_key *ck, const char *model,
+                   int status, const char *code, const char *msg)
 {
-	log_rejected(r->w, r->id, http_req_peer(r), ck, model, status, msg);
-	http_reply_error(r, status, code, "%s", msg);
+	log_rejected(r->w, cfmt, r->id, http_req_peer(r), ck, model, status, msg);
+	client_error(r, cfmt, status, code, msg);
 }
 
 /* 401 unless the key exists, is enabled and not expired. */
-static const struct snap_client_key *authenticate(struct http_req *r, const struct snapshot *s)
+static const struct snap_client_key *authenticate(struct http_req *r, const struct snapshot *s,
+                                                  enum wire cfmt)
 {
 	const struct snap_client_key *k = client_key(r, s);
 	if (!k) {
-		reject(r, NULL, NULL, 401, "invalid_api_key",
+		reject(r, cfmt, NULL, NULL, 401, "invalid_api_key",
 		       "a valid Fusion client key is required (Authorization: Bearer fk-...)");
 		return NULL;
 	}
 	if (!k->enabled || (k->expires_at && k->expires_at <= clock_wall_ms())) {
-		reject(r, k, NULL, 401, "invalid_api_key",
+		reject(r, cfmt, k, NULL, 401, "invalid_api_key",
 		       k->enabled ? "this client key is expired" : "this client key is disabled");
 		return NULL;
 	}
 	return k;
 }
 
-static void begin(struct http_req *r, enum kind kind)
+/*
+ * Start a proxied request.  cfmt is the client's API; for Gemini the
+ * model and streaming come from the URL (url_model, url_stream) and
+ * array_stream says the client asked for a JSON array instead of SSE.
+ */
+static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char *url_model, bool url_stream,
+                  bool array_stream)
 {
 	struct worker *w = r->w;
 	struct snapshot *snap = w->snap;
-	const struct snap_client_key *ck = authenticate(r, snap);
+	const struct snap_client_key *ck = authenticate(r, snap, cfmt);
 	if (!ck)
 		return;
 	char rid[REQID_BUF], peer[64];
@@ -812,36 +1136,38 @@ static void begin(struct http_req *r, enum kind kind)
 	snprintf(peer, sizeof(peer), "%s", http_req_peer(r));
 	json_t *body = http_read_json_object(r, 0);
 	if (!body) { /* answered already (400 with the parse position) */
-		log_rejected(w, rid, peer, ck, NULL, 400, "the body is not a JSON object");
+		log_rejected(w, cfmt, rid, peer, ck, NULL, 400, "the body is not a JSON object");
 		return;
 	}
-	json_t *jm = json_object_get(body, "model");
-	if (!json_is_string(jm) || json_string_length(jm) == 0 || json_string_length(jm) > 256) {
+	const char *model = url_model;
+	if (cfmt != WIRE_GEMINI) {
+		json_t *jm = json_object_get(body, "model");
+		model = json_is_string(jm) ? json_string_value(jm) : NULL;
+	}
+	if (!model || !*model || strlen(model) > 256) {
 		json_decref(body);
-		reject(r, ck, NULL, 400, "invalid_request", "model: required, a non-empty string");
+		reject(r, cfmt, ck, NULL, 400, "invalid_request", "model: required, a non-empty string");
 		return;
 	}
-	if (kind == K_CHAT && !json_is_array(json_object_get(body, "messages"))) {
-		reject(r, ck, json_string_value(jm), 400, "invalid_request", "messages: required, an array");
+	const char *list = kind == K_EMBED ? "input" : cfmt == WIRE_GEMINI ? "contents" : "messages";
+	json_t *jl = json_object_get(body, list);
+	if (kind == K_CHAT ? !json_is_array(jl) : !jl) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "%s: required%s", list, kind == K_CHAT ? ", an array" : "");
+		reject(r, cfmt, ck, model, 400, "invalid_request", msg);
 		json_decref(body);
 		return;
 	}
-	if (kind == K_EMBED && !json_object_get(body, "input")) {
-		reject(r, ck, json_string_value(jm), 400, "invalid_request", "input: required");
-		json_decref(body);
-		return;
-	}
-	json_t *js = json_object_get(body, "stream");
+	json_t *js = cfmt == WIRE_GEMINI ? NULL : json_object_get(body, "stream");
 	if (js && !json_is_boolean(js)) {
-		reject(r, ck, json_string_value(jm), 400, "invalid_request", "stream: must be true or false");
+		reject(r, cfmt, ck, model, 400, "invalid_request", "stream: must be true or false");
 		json_decref(body);
 		return;
 	}
-	const char *model = json_string_value(jm);
 	if (!snap_client_key_allows(ck, model)) {
 		char msg[320];
 		snprintf(msg, sizeof(msg), "this client key may not use model '%s'", model);
-		reject(r, ck, model, 403, "model_not_allowed", msg);
+		reject(r, cfmt, ck, model, 403, "model_not_allowed", msg);
 		json_decref(body); /* after the reply: model points into it */
 		return;
 	}
@@ -851,13 +1177,16 @@ static void begin(struct http_req *r, enum kind kind)
 	p->w = w;
 	p->snap = snapshot_ref(snap);
 	p->kind = kind;
+	p->cfmt = cfmt;
+	p->pfmt = cfmt;
+	p->array_stream = array_stream;
 	p->body = body;
 	p->ck = ck;
 	p->start_ns = r->start_ns;
 	snprintf(p->model, sizeof(p->model), "%s", model);
 	snprintf(p->rid, sizeof(p->rid), "%s", r->id);
 	snprintf(p->peer, sizeof(p->peer), "%s", http_req_peer(r));
-	p->stream = kind == K_CHAT && json_is_true(js);
+	p->stream = kind == K_CHAT && (cfmt == WIRE_GEMINI ? url_stream : json_is_true(js));
 	p->capture_max = snap->settings.log_body_enabled ? (size_t)snap->settings.log_body_max_bytes : 0;
 	p->prompt_tokens = p->completion_tokens = p->total_tokens = p->cached_tokens = -1;
 	p->attempts_log = json_array();
@@ -885,10 +1214,13 @@ static void begin(struct http_req *r, enum kind kind)
 		p->raw_end = json_scan_object_end(p->raw, n, &members);
 		/* Splice only when every name is written plainly and once, so the
 		 * "model" found in the bytes is the one jansson read. */
-		p->splice = p->raw_end < n && members == json_object_size(body) &&
+		p->splice = cfmt != WIRE_GEMINI && p->raw_end < n && members == json_object_size(body) &&
 		            json_scan_member(p->raw, n, "model", &p->model_span);
+		/* A rough count for a client stream that must name prompt tokens
+		 * before the provider has (Anthropic's message_start). */
+		p->prompt_estimate = (int64_t)(n / 4);
 	}
-	if (p->stream) {
+	if (p->stream && cfmt == WIRE_OPENAI) {
 		json_t *so = json_object_get(body, "stream_options");
 		p->client_usage = json_is_object(so) && json_is_true(json_object_get(so, "include_usage"));
 		if (!p->client_usage) {
@@ -933,12 +1265,62 @@ static void begin(struct http_req *r, enum kind kind)
 
 void proxy_chat_completions(struct http_req *r)
 {
-	begin(r, K_CHAT);
+	begin(r, K_CHAT, WIRE_OPENAI, NULL, false, false);
+}
+
+void proxy_messages(struct http_req *r)
+{
+	begin(r, K_CHAT, WIRE_ANTHROPIC, NULL, false, false);
+}
+
+void proxy_count_tokens(struct http_req *r)
+{
+	const struct snap_client_key *ck = authenticate(r, r->w->snap, WIRE_ANTHROPIC);
+	if (!ck)
+		return;
+	client_error(r, WIRE_ANTHROPIC, 501, "not_implemented",
+	             "Fusion does not count tokens: POST /v1/messages/count_tokens is not implemented");
+}
+
+/* POST /v1beta/models/{model}:generateContent | :streamGenerateContent */
+void proxy_gemini(struct http_req *r)
+{
+	static const char prefix[] = "/v1beta/models/";
+	const char *rest =
+	    strncmp(r->path, prefix, sizeof(prefix) - 1) == 0 ? r->path + sizeof(prefix) - 1 : "";
+	const char *colon = strrchr(rest, ':');
+	if (!colon || colon == rest || strchr(rest, '/')) {
+		client_error(r, WIRE_GEMINI, 404, "not_found",
+		             "expected /v1beta/models/{model}:generateContent or :streamGenerateContent");
+		return;
+	}
+	bool stream;
+	if (strcmp(colon + 1, "generateContent") == 0) {
+		stream = false;
+	} else if (strcmp(colon + 1, "streamGenerateContent") == 0) {
+		stream = true;
+	} else {
+		client_error(r, WIRE_GEMINI, 501, "not_implemented",
+		             "only generateContent and streamGenerateContent are served");
+		return;
+	}
+	char model[257];
+	size_t n = (size_t)(colon - rest);
+	if (n >= sizeof(model)) {
+		client_error(r, WIRE_GEMINI, 400, "invalid_request", "model: at most 256 bytes");
+		return;
+	}
+	memcpy(model, rest, n);
+	model[n] = '\0';
+	char alt[16] = "";
+	if (r->query)
+		(void)query_param(r->query, "alt", alt, sizeof(alt));
+	begin(r, K_CHAT, WIRE_GEMINI, model, stream, stream && strcmp(alt, "sse") != 0);
 }
 
 void proxy_embeddings(struct http_req *r)
 {
-	begin(r, K_EMBED);
+	begin(r, K_EMBED, WIRE_OPENAI, NULL, false, false);
 }
 
 static json_t *model_json(const char *id)
@@ -962,7 +1344,7 @@ static bool model_listed(const struct snapshot *s, const char *name)
 void proxy_models(struct http_req *r)
 {
 	struct snapshot *snap = r->w->snap;
-	const struct snap_client_key *ck = authenticate(r, snap);
+	const struct snap_client_key *ck = authenticate(r, snap, WIRE_OPENAI);
 	if (!ck)
 		return;
 	const char *prefix = "/v1/models/";

@@ -16,6 +16,9 @@ struct http_req;
 
 void proxy_chat_completions(struct http_req *r);
 void proxy_embeddings(struct http_req *r);
-void proxy_models(struct http_req *r); /* GET /v1/models and /v1/models/{id} */
+void proxy_messages(struct http_req *r);     /* POST /v1/messages (Anthropic) */
+void proxy_count_tokens(struct http_req *r); /* POST /v1/messages/count_tokens: 501 */
+void proxy_gemini(struct http_req *r);       /* POST /v1beta/models/{model}:(stream)GenerateContent */
+void proxy_models(struct http_req *r);       /* GET /v1/models and /v1/models/{id} */
 
 #endif

@@ -27,6 +27,9 @@ static const struct route routes[] = {
 	{ "*",   "/api/admin",   true,  admin_dispatch },
 	{ "POST", "/v1/chat/completions", false, proxy_chat_completions },
 	{ "POST", "/v1/embeddings",       false, proxy_embeddings },
+	{ "POST", "/v1/messages",         false, proxy_messages },
+	{ "POST", "/v1/messages/count_tokens", false, proxy_count_tokens },
+	{ "POST", "/v1beta/models",       true,  proxy_gemini },
 	{ "GET",  "/v1/models",           true,  proxy_models },
 };
 /* clang-format on */

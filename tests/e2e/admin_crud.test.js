@@ -514,7 +514,7 @@ describe('admin CRUD', () => {
   test('settings: every setting, validated updates, read back', async () => {
     let res = await call('GET', '/api/admin/settings');
     assert.equal(res.status, 200, show(res));
-    assert.deepEqual(Object.keys(res.json).sort(), ['health_check_interval_seconds', 'log_body_enabled', 'log_body_max_bytes', 'log_retention_days', 'max_attempts']);
+    assert.deepEqual(Object.keys(res.json).sort(), ['default_max_tokens', 'health_check_interval_seconds', 'log_body_enabled', 'log_body_max_bytes', 'log_retention_days', 'max_attempts']);
     assert.equal(res.json.max_attempts, 5);
     assert.equal(typeof res.json.log_body_enabled, 'boolean');
     for (const k of ['health_check_interval_seconds', 'log_body_max_bytes', 'log_retention_days']) assert.ok(Number.isInteger(res.json[k]), k);

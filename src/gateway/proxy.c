@@ -46,6 +46,7 @@
 #include "http/request.h"
 #include "http/server.h"
 #include "providers/format.h"
+#include "providers/wire_util.h"
 #include "store/store.h"
 #include "upstream/client.h"
 #include "util/alloc.h"
@@ -82,6 +83,7 @@ struct proxy {
 	bool senc_done;         /* the encoder wrote its ending */
 	char xlate_err[256];    /* why a candidate could not take the request; "" if none */
 	int xlate_status;
+	bool bad_request;        /* the client's request could not be decoded for translation */
 	int64_t prompt_estimate; /* prompt tokens guessed from the body size */
 	json_t *body;            /* owned: the client's document, model rewritten per attempt */
 	/* The client's bytes and where "model" sits in them: an attempt
@@ -127,9 +129,8 @@ struct proxy {
 	uint64_t last_write_ns, first_token_ns;
 
 	/* results */
-	int64_t prompt_tokens, completion_tokens, total_tokens, cached_tokens;
+	struct wire_usage usage;  /* what the provider reported, normalised */
 	struct evbuffer *capture; /* owned: the answer as sent, bounded */
-	char *req_capture;        /* owned */
 	const char *outcome;
 	char error[256];
 	int status;
@@ -193,32 +194,12 @@ static void breaker_note(struct proxy *p, enum upstream_result res, long status)
 	}
 }
 
+/* Note a canonical (OpenAI-shaped) usage object. */
 static void take_usage(struct proxy *p, const json_t *usage)
 {
-	if (!json_is_object(usage))
-		return;
-	json_t *v;
-	if ((v = json_object_get(usage, "prompt_tokens")) && json_is_integer(v))
-		p->prompt_tokens = json_integer_value(v);
-	if ((v = json_object_get(usage, "completion_tokens")) && json_is_integer(v))
-		p->completion_tokens = json_integer_value(v);
-	if ((v = json_object_get(usage, "total_tokens")) && json_is_integer(v))
-		p->total_tokens = json_integer_value(v);
-	json_t *d = json_object_get(usage, "prompt_tokens_details");
-	if (d && (v = json_object_get(d, "cached_tokens")) && json_is_integer(v))
-		p->cached_tokens = json_integer_value(v);
-}
-
-static void take_wire_usage(struct proxy *p, const struct wire_usage *u)
-{
-	if (u->prompt >= 0)
-		p->prompt_tokens = u->prompt;
-	if (u->completion >= 0)
-		p->completion_tokens = u->completion;
-	if (u->total >= 0)
-		p->total_tokens = u->total;
-	if (u->cached >= 0)
-		p->cached_tokens = u->cached;
+	struct wire_usage u;
+	wire_canon_usage(usage, &u);
+	wire_usage_merge(&p->usage, &u);
 }
 
 static void record_attempt(struct proxy *p, long status, const char *error)
@@ -361,7 +342,7 @@ static int on_cev(const struct cev *ev, void *arg)
 	switch (ev->type) {
 	case CEV_START:
 	case CEV_USAGE:
-		take_wire_usage(p, &ev->usage);
+		wire_usage_merge(&p->usage, &ev->usage);
 		break;
 	case CEV_TEXT:
 	case CEV_THINKING:
@@ -430,9 +411,7 @@ static int on_sse_event(const struct sse_event *ev, void *arg)
 		(void)wire_formats[p->pfmt]->sdec_event(p->sdec, ev->event, ev->event_len, ev->data,
 		                                        ev->data_len, on_cev, p);
 		if (p->senc)
-			return 0;
-		if (!p->first_token_ns)
-			p->first_token_ns = clock_mono_ns();
+			return 0; /* on_cev noted the first token */
 		start_stream(p);
 		if (ev->event_len)
 			stream_write(p, "event: ", 7, ev->event, ev->event_len, "\n", 1);
@@ -572,7 +551,7 @@ static void reply_buffered(struct proxy *p)
 		wire_usage_init(&u);
 		if (doc)
 			wire_formats[p->pfmt]->usage(doc, &u);
-		take_wire_usage(p, &u);
+		wire_usage_merge(&p->usage, &u);
 		json_decref(doc);
 	} else if (p->up_status >= 200 && p->up_status < 300) {
 		/* Only the usage object is read: parsing the whole answer would
@@ -663,17 +642,6 @@ static void on_done(void *ud, enum upstream_result res, long status, const char 
 
 /* ---- attempts ------------------------------------------------------- */
 
-static char *upstream_url(const char *base, const char *suffix)
-{
-	size_t n = strlen(base);
-	while (n && base[n - 1] == '/')
-		n--;
-	size_t len = n + strlen(suffix) + 1;
-	char *u = xmalloc(len);
-	snprintf(u, len, "%.*s%s", (int)n, base, suffix);
-	return u;
-}
-
 /* Append s as the text of a JSON string (quotes included) to b. */
 static void json_quote(struct evbuffer *b, const char *s)
 {
@@ -737,22 +705,35 @@ static enum wire wire_of(enum provider_type t)
 	}
 }
 
+/* Note why the request could not be translated (for the final answer). */
+static void xlate_failed(struct proxy *p, const struct wire_err *err)
+{
+	p->xlate_status = err->status ? err->status : 400;
+	snprintf(p->xlate_err, sizeof(p->xlate_err), "%s", err->message);
+}
+
+/* The client's request in canonical form, made once, at the first
+ * candidate of another format.  False: the request is bad whatever the
+ * provider (p->xlate_err says why). */
+static bool make_canon(struct proxy *p)
+{
+	struct wire_err err = { 0 };
+	p->canon = wire_formats[p->cfmt]->decode_request(p->body, &err);
+	if (!p->canon) {
+		xlate_failed(p, &err);
+		return false;
+	}
+	/* Gemini names the model and streaming in the URL, not the body. */
+	json_object_set_new(p->canon, "model", json_string(p->model));
+	json_object_set_new(p->canon, "stream", json_boolean(p->stream));
+	return true;
+}
+
 /* The body for a provider in another format (malloc'd), or NULL with
  * p->xlate_err set when the request cannot be put in that format. */
 static char *translated_payload(struct proxy *p, enum wire pf, size_t *len)
 {
 	struct wire_err err = { 0 };
-	if (!p->canon) {
-		p->canon = wire_formats[p->cfmt]->decode_request(p->body, &err);
-		if (!p->canon) {
-			p->xlate_status = err.status ? err.status : 400;
-			snprintf(p->xlate_err, sizeof(p->xlate_err), "%s", err.message);
-			return NULL;
-		}
-		/* Gemini names the model and streaming in the URL, not the body. */
-		json_object_set_new(p->canon, "model", json_string(p->model));
-		json_object_set_new(p->canon, "stream", json_boolean(p->stream));
-	}
 	struct wire_opts o = {
 		.model = p->tgt->provider_model,
 		.stream = p->stream,
@@ -761,8 +742,7 @@ static char *translated_payload(struct proxy *p, enum wire pf, size_t *len)
 	};
 	json_t *enc = wire_formats[pf]->encode_request(p->canon, &o, &err);
 	if (!enc) {
-		p->xlate_status = err.status ? err.status : 400;
-		snprintf(p->xlate_err, sizeof(p->xlate_err), "%s", err.message);
+		xlate_failed(p, &err);
 		return NULL;
 	}
 	char *s = json_dumps(enc, JSON_COMPACT);
@@ -783,24 +763,23 @@ static void attempt(struct proxy *p)
 			         "embeddings are served only by OpenAI-compatible providers");
 			continue;
 		}
-		size_t payload_len = 0;
-		char *payload = NULL;
-		if (pf != p->cfmt) {
-			payload = translated_payload(p, pf, &payload_len);
-			if (!payload) {
-				if (p->xlate_status != 400 || !p->canon)
-					break; /* the client's request itself is bad: no candidate can help */
-				continue;      /* this provider's format cannot carry it; another may */
-			}
-		} else if (p->cfmt == WIRE_GEMINI) {
-			payload_len = p->raw_len; /* the model is in the URL: the body goes as sent */
-			payload = xmalloc(payload_len + 1);
-			memcpy(payload, p->raw, payload_len + 1);
-		} else {
-			payload = request_payload(p, &payload_len);
+		if (pf != p->cfmt && !p->canon && !make_canon(p)) {
+			p->bad_request = true;
+			break; /* the client's request is bad whatever the provider */
 		}
-		p->pfmt = pf;
-		p->xlate = pf != p->cfmt;
+		size_t payload_len = 0;
+		char *payload = NULL; /* owned; NULL when the client's bytes go as they are */
+		const char *body;
+		if (pf != p->cfmt) {
+			body = payload = translated_payload(p, pf, &payload_len);
+			if (!payload)
+				continue; /* this provider's format cannot carry it; another may */
+		} else if (p->cfmt == WIRE_GEMINI) {
+			body = p->raw; /* the model is in the URL: the body goes as sent */
+			payload_len = p->raw_len;
+		} else {
+			body = payload = request_payload(p, &payload_len);
+		}
 		int64_t now = clock_wall_ms();
 		if (!p->ignore_breakers && !breaker_allow(prov, now)) {
 			free(payload);
@@ -817,16 +796,20 @@ static void attempt(struct proxy *p)
 		p->mode = M_BUFFER;
 		p->buf_overflow = false;
 		evbuffer_drain(p->buf, evbuffer_get_length(p->buf));
-		if (p->stream) { /* a fresh stream state per attempt: nothing reached the client yet */
+		/* A fresh stream state per attempt (nothing reached the client yet);
+		 * the old decoder is freed by the format that made it. */
+		if (p->sdec)
+			wire_formats[p->pfmt]->sdec_free(p->sdec);
+		if (p->senc)
+			wire_formats[p->cfmt]->senc_free(p->senc);
+		p->sdec = NULL;
+		p->senc = NULL;
+		p->senc_done = false;
+		p->pfmt = pf;
+		p->xlate = pf != p->cfmt;
+		if (p->stream) {
 			sse_free(p->sse);
 			p->sse = sse_new(SSE_EVENT_MAX);
-			if (p->sdec)
-				wire_formats[p->pfmt]->sdec_free(p->sdec);
-			if (p->senc)
-				wire_formats[p->cfmt]->senc_free(p->senc);
-			p->sdec = NULL;
-			p->senc = NULL;
-			p->senc_done = false;
 			if (p->xlate || p->cfmt != WIRE_OPENAI)
 				p->sdec = wire_formats[pf]->sdec_new();
 			if (p->xlate || p->array_stream) {
@@ -842,9 +825,8 @@ static void attempt(struct proxy *p)
 		}
 
 		char *url =
-		    pf == WIRE_OPENAI
-		        ? upstream_url(prov->base_url,
-		                       p->kind == K_CHAT ? "/chat/completions" : "/embeddings")
+		    p->kind == K_EMBED
+		        ? wire_join_url(prov->base_url, "/embeddings")
 		        : wire_formats[pf]->chat_url(prov->base_url, p->tgt->provider_model, p->stream);
 
 		/* Headers: ours, the provider's extras; never the client's own. */
@@ -857,18 +839,14 @@ static void attempt(struct proxy *p)
 		h[nh++] = xstrdup(rid);
 		h[nh++] = xstrdup("User-Agent: fusion/" FUSION_VERSION);
 		nh += wire_formats[pf]->auth_headers(key ? key->secret : NULL, h + nh, 8);
-		for (size_t i = 0; i < prov->nheaders && nh < sizeof(h) / sizeof(h[0]); i++) {
-			size_t len = strlen(prov->headers[i].name) + strlen(prov->headers[i].value) + 3;
-			h[nh] = xmalloc(len);
-			snprintf(h[nh], len, "%s: %s", prov->headers[i].name, prov->headers[i].value);
-			nh++;
-		}
+		for (size_t i = 0; i < prov->nheaders && nh < sizeof(h) / sizeof(h[0]); i++)
+			h[nh++] = wire_header(prov->headers[i].name, prov->headers[i].value);
 		struct upstream_request req = {
 			.method = "POST",
 			.url = url,
 			.headers = (const char *const *)h,
 			.nheaders = nh,
-			.body = payload,
+			.body = body,
 			.body_len = payload_len,
 			.connect_timeout_ms = CONNECT_TIMEOUT_MS,
 			.first_byte_timeout_ms = prov->timeout_ms > 0 ? prov->timeout_ms : 60000,
@@ -878,7 +856,7 @@ static void attempt(struct proxy *p)
 			.on_done = on_done,
 			.ud = p,
 		};
-		p->xfer = payload ? upstream_start(p->w->up, &req) : NULL;
+		p->xfer = body ? upstream_start(p->w->up, &req) : NULL;
 		for (size_t i = 0; i < nh; i++) {
 			sodium_memzero(h[i], strlen(h[i]));
 			free(h[i]);
@@ -889,8 +867,8 @@ static void attempt(struct proxy *p)
 			return;
 		record_attempt(p, 0, "could not start the upstream request");
 	}
-	if (p->attempts == 0 && p->xlate_err[0]) {
-		/* No candidate could take the request in its format. */
+	if (p->bad_request || (p->attempts == 0 && p->xlate_err[0])) {
+		/* The request cannot be translated, or no candidate could take it. */
 		p->outcome = "rejected";
 		reply_error(p, p->xlate_status ? p->xlate_status : 400, "invalid_request", p->xlate_err);
 		finish(p);
@@ -956,7 +934,6 @@ static void free_proxy(struct proxy *p)
 	if (p->senc)
 		wire_formats[p->cfmt]->senc_free(p->senc);
 	json_decref(p->attempts_log);
-	free(p->req_capture);
 	free(p->raw);
 	snapshot_unref(p->snap);
 	free(p);
@@ -1012,19 +989,22 @@ static void finish(struct proxy *p)
 	rec->error = p->error[0] ? xstrdup(p->error) : NULL;
 	rec->latency_ms = (int64_t)((clock_mono_ns() - p->start_ns) / 1000000u);
 	rec->ttft_ms = p->first_token_ns ? (int64_t)((p->first_token_ns - p->start_ns) / 1000000u) : -1;
-	rec->prompt_tokens = p->prompt_tokens;
-	rec->completion_tokens = p->completion_tokens;
-	rec->total_tokens = p->total_tokens >= 0 ? p->total_tokens
-	                    : (p->prompt_tokens >= 0 && p->completion_tokens >= 0)
-	                        ? p->prompt_tokens + p->completion_tokens
+	rec->prompt_tokens = p->usage.prompt;
+	rec->completion_tokens = p->usage.completion;
+	rec->total_tokens = p->usage.total >= 0 ? p->usage.total
+	                    : (p->usage.prompt >= 0 && p->usage.completion >= 0)
+	                        ? p->usage.prompt + p->usage.completion
 	                        : -1;
-	rec->cached_tokens = p->cached_tokens;
+	rec->cached_tokens = p->usage.cached;
 	rec->stream = p->stream;
 	rec->client_addr = xstrdup(p->peer);
 	rec->attempts_json = json_dumps(p->attempts_log, JSON_COMPACT);
 	if (p->capture_max) { /* bodies are kept only when the settings say so */
-		rec->request_body = p->req_capture;
-		p->req_capture = NULL;
+		/* The client's bytes, cut to the setting, become the row's. */
+		size_t keep = p->raw_len < p->capture_max ? p->raw_len : p->capture_max;
+		rec->request_body = keep < p->raw_len ? xrealloc(p->raw, keep + 1) : p->raw;
+		rec->request_body[keep] = '\0';
+		p->raw = NULL;
 		rec->response_body = dup_cap(p->capture);
 	}
 	logwriter_submit(p->w->srv->app->logw, rec);
@@ -1038,11 +1018,10 @@ static void finish(struct proxy *p)
 static bool query_param(const char *q, const char *name, char *out, size_t size)
 {
 	size_t n = strlen(name);
-	for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+	for (const char *p = q; p; p = strchr(p, '&')) {
+		p += *p == '&';
 		if (strncmp(p, name, n) == 0 && p[n] == '=') {
-			const char *v = p + n + 1;
-			size_t len = strcspn(v, "&");
-			snprintf(out, size, "%.*s", (int)len, v);
+			snprintf(out, size, "%.*s", (int)strcspn(p + n + 1, "&"), p + n + 1);
 			return true;
 		}
 	}
@@ -1188,7 +1167,7 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 	snprintf(p->peer, sizeof(p->peer), "%s", http_req_peer(r));
 	p->stream = kind == K_CHAT && (cfmt == WIRE_GEMINI ? url_stream : json_is_true(js));
 	p->capture_max = snap->settings.log_body_enabled ? (size_t)snap->settings.log_body_max_bytes : 0;
-	p->prompt_tokens = p->completion_tokens = p->total_tokens = p->cached_tokens = -1;
+	wire_usage_init(&p->usage);
 	p->attempts_log = json_array();
 	p->buf = evbuffer_new();
 	p->capture = evbuffer_new();
@@ -1202,10 +1181,6 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 	{
 		struct evbuffer *in = http_req_body(r);
 		size_t n = evbuffer_get_length(in);
-		size_t keep = n < p->capture_max ? n : p->capture_max;
-		p->req_capture = xmalloc(keep + 1);
-		evbuffer_copyout(in, p->req_capture, keep);
-		p->req_capture[keep] = '\0';
 		p->raw = xmalloc(n + 1);
 		evbuffer_copyout(in, p->raw, n);
 		p->raw[n] = '\0';

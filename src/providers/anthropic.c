@@ -1825,9 +1825,9 @@ struct wire_senc {
 	enum blk open;   /* kind of the open block (index next - 1) */
 	int *tool_block; /* owned: block index of cev tool k, -1 none */
 	size_t tool_cap;
-	char finish[16];                    /* "" until FINISH */
-	char *stop_seq;                     /* owned, NULL none */
-	int64_t prompt, cached, completion; /* -1 unknown */
+	char finish[16];         /* "" until FINISH */
+	char *stop_seq;          /* owned, NULL none */
+	struct wire_usage usage; /* what the provider reported so far */
 };
 
 static struct wire_senc *anth_senc_new(const struct wire_opts *o)
@@ -1835,7 +1835,7 @@ static struct wire_senc *anth_senc_new(const struct wire_opts *o)
 	struct wire_senc *e = xcalloc(1, sizeof(*e));
 	e->model = xstrdup(o && o->model ? o->model : "");
 	e->prompt_estimate = o ? o->prompt_estimate : -1;
-	e->prompt = e->cached = e->completion = -1;
+	wire_usage_init(&e->usage);
 	return e;
 }
 
@@ -1864,13 +1864,13 @@ static void senc_start(struct wire_senc *e, const char *id, struct evbuffer *out
 	}
 	/* Clients (Claude Code) size their context from this number and
 	 * reject a zero, so a guess beats nothing. */
-	int64_t in = e->prompt >= 0 ? e->prompt - (e->cached > 0 ? e->cached : 0)
-	                            : (e->prompt_estimate >= 0 ? e->prompt_estimate : 0);
+	int64_t in = e->usage.prompt >= 0 ? e->usage.prompt - (e->usage.cached > 0 ? e->usage.cached : 0)
+	                                  : (e->prompt_estimate >= 0 ? e->prompt_estimate : 0);
 	if (in < 0)
 		in = 0;
 	json_t *u = json_pack("{s:I, s:i}", "input_tokens", (json_int_t)in, "output_tokens", 0);
-	if (e->prompt >= 0 && e->cached >= 0)
-		json_object_set_new(u, "cache_read_input_tokens", json_integer(e->cached));
+	if (e->usage.prompt >= 0 && e->usage.cached >= 0)
+		json_object_set_new(u, "cache_read_input_tokens", json_integer(e->usage.cached));
 	senc_emit(out, "message_start",
 	          json_pack("{s:s, s:{s:o, s:s, s:s, s:[], s:s, s:n, s:n, s:o}}", "type", "message_start",
 	                    "message", "id", jstr(id), "type", "message", "role", "assistant", "content",
@@ -1946,27 +1946,20 @@ static void senc_end(struct wire_senc *e, struct evbuffer *out)
 	const char *sr =
 	    e->finish[0] ? stop_reason_from_finish(e->finish, seq) : (e->any_tool ? "tool_use" : "end_turn");
 	json_t *u = json_object();
-	if (e->prompt >= 0)
+	if (e->usage.prompt >= 0)
 		json_object_set_new(
 		    u, "input_tokens",
-		    json_integer(e->prompt - (e->cached > 0 && e->cached <= e->prompt ? e->cached : 0)));
-	json_object_set_new(u, "output_tokens", json_integer(e->completion >= 0 ? e->completion : 0));
-	if (e->prompt >= 0 && e->cached >= 0)
-		json_object_set_new(u, "cache_read_input_tokens", json_integer(e->cached));
+		    json_integer(e->usage.prompt - (e->usage.cached > 0 && e->usage.cached <= e->usage.prompt
+		                                        ? e->usage.cached
+		                                        : 0)));
+	json_object_set_new(u, "output_tokens",
+	                    json_integer(e->usage.completion >= 0 ? e->usage.completion : 0));
+	if (e->usage.prompt >= 0 && e->usage.cached >= 0)
+		json_object_set_new(u, "cache_read_input_tokens", json_integer(e->usage.cached));
 	senc_emit(out, "message_delta",
 	          json_pack("{s:s, s:{s:s, s:o}, s:o}", "type", "message_delta", "delta", "stop_reason", sr,
 	                    "stop_sequence", seq ? jstr(e->stop_seq) : json_null(), "usage", u));
 	senc_emit(out, "message_stop", json_pack("{s:s}", "type", "message_stop"));
-}
-
-static void senc_take_usage(struct wire_senc *e, const struct wire_usage *u)
-{
-	if (u->prompt >= 0)
-		e->prompt = u->prompt;
-	if (u->cached >= 0)
-		e->cached = u->cached;
-	if (u->completion >= 0)
-		e->completion = u->completion;
 }
 
 static void anth_senc_event(struct wire_senc *e, const struct cev *ev, struct evbuffer *out)
@@ -1985,7 +1978,7 @@ static void anth_senc_event(struct wire_senc *e, const struct cev *ev, struct ev
 	if (ev->type == CEV_START) {
 		/* a START after content (message_start already written
 		 * lazily) still brings its usage for message_delta */
-		senc_take_usage(e, &ev->usage);
+		wire_usage_merge(&e->usage, &ev->usage);
 		if (!e->started)
 			senc_start(e, ev->id, out);
 		return;
@@ -2032,7 +2025,7 @@ static void anth_senc_event(struct wire_senc *e, const struct cev *ev, struct ev
 		break;
 	}
 	case CEV_USAGE:
-		senc_take_usage(e, &ev->usage);
+		wire_usage_merge(&e->usage, &ev->usage);
 		break;
 	case CEV_FINISH:
 		snprintf(e->finish, sizeof(e->finish), "%s", ev->finish ? ev->finish : "stop");

@@ -24,20 +24,58 @@ void wire_usage_init(struct wire_usage *u)
 	u->prompt = u->completion = u->total = u->cached = u->reasoning = -1;
 }
 
+void wire_canon_usage(const json_t *u, struct wire_usage *out)
+{
+	wire_usage_init(out);
+	if (!json_is_object(u))
+		return;
+	out->prompt = wire_int(u, "prompt_tokens");
+	out->completion = wire_int(u, "completion_tokens");
+	out->total = wire_int(u, "total_tokens");
+	out->cached = wire_int(json_object_get(u, "prompt_tokens_details"), "cached_tokens");
+	out->reasoning = wire_int(json_object_get(u, "completion_tokens_details"), "reasoning_tokens");
+	if (out->total < 0 && out->prompt >= 0 && out->completion >= 0)
+		out->total = out->prompt + out->completion;
+}
+
+void wire_usage_merge(struct wire_usage *dst, const struct wire_usage *src)
+{
+	if (src->prompt >= 0)
+		dst->prompt = src->prompt;
+	if (src->completion >= 0)
+		dst->completion = src->completion;
+	if (src->total >= 0)
+		dst->total = src->total;
+	if (src->cached >= 0)
+		dst->cached = src->cached;
+	if (src->reasoning >= 0)
+		dst->reasoning = src->reasoning;
+}
+
 const char *wire_error_type_for_status(int status)
 {
 	switch (status) {
-	case 400: return "invalid_request_error";
-	case 401: return "authentication_error";
-	case 403: return "permission_error";
-	case 404: return "not_found_error";
-	case 408: return "timeout_error";
-	case 413: return "request_too_large";
-	case 429: return "rate_limit_error";
+	case 400:
+		return "invalid_request_error";
+	case 401:
+		return "authentication_error";
+	case 403:
+		return "permission_error";
+	case 404:
+		return "not_found_error";
+	case 408:
+		return "timeout_error";
+	case 413:
+		return "request_too_large";
+	case 429:
+		return "rate_limit_error";
 	case 503:
-	case 529: return "overloaded_error";
-	case 504: return "timeout_error";
-	default: return status >= 400 && status < 500 ? "invalid_request_error" : "api_error";
+	case 529:
+		return "overloaded_error";
+	case 504:
+		return "timeout_error";
+	default:
+		return status >= 400 && status < 500 ? "invalid_request_error" : "api_error";
 	}
 }
 

@@ -75,6 +75,11 @@ struct wire_usage {
 	int64_t reasoning; /* completion tokens spent thinking */
 };
 void wire_usage_init(struct wire_usage *u);
+/* The numbers of a canonical (OpenAI-shaped) usage object; -1 for what
+ * it does not say, total derived from prompt + completion if absent. */
+void wire_canon_usage(const json_t *usage, struct wire_usage *out);
+/* Copy into dst every number src knows (>= 0); keep dst's others. */
+void wire_usage_merge(struct wire_usage *dst, const struct wire_usage *src);
 
 /* An error in neutral terms.  type is one of: invalid_request_error,
  * authentication_error, permission_error, not_found_error,
@@ -102,12 +107,12 @@ struct wire_opts {
 /* ---- streams ---- */
 
 enum cev_type {
-	CEV_START,     /* id, model (may be NULL); usage: prompt tokens if known */
-	CEV_TEXT,      /* text/len: a fragment of answer text */
-	CEV_THINKING,  /* text/len: a fragment of reasoning text */
-	CEV_SIGNATURE, /* text/len: signature of the current thinking block
-	                  (Anthropic) or a Gemini thoughtSignature; index is the
-	                  tool call it belongs to, -1 for text/thinking */
+	CEV_START,      /* id, model (may be NULL); usage: prompt tokens if known */
+	CEV_TEXT,       /* text/len: a fragment of answer text */
+	CEV_THINKING,   /* text/len: a fragment of reasoning text */
+	CEV_SIGNATURE,  /* text/len: signature of the current thinking block
+	                   (Anthropic) or a Gemini thoughtSignature; index is the
+	                   tool call it belongs to, -1 for text/thinking */
 	CEV_TOOL_START, /* index (0, 1, ... in order of appearance), id, name */
 	CEV_TOOL_ARGS,  /* index, text/len: a fragment of the arguments JSON */
 	CEV_USAGE,      /* usage: numbers seen so far (cumulative), -1 unknown */

@@ -2769,20 +2769,6 @@ static void senc_tool_args(struct wire_senc *e, const struct cev *ev)
 	t->len += ev->len;
 }
 
-static void merge_usage(struct wire_usage *dst, const struct wire_usage *u)
-{
-	if (u->prompt >= 0)
-		dst->prompt = u->prompt;
-	if (u->completion >= 0)
-		dst->completion = u->completion;
-	if (u->total >= 0)
-		dst->total = u->total;
-	if (u->cached >= 0)
-		dst->cached = u->cached;
-	if (u->reasoning >= 0)
-		dst->reasoning = u->reasoning;
-}
-
 static void gemini_senc_event(struct wire_senc *e, const struct cev *ev, struct evbuffer *out)
 {
 	if (e->done)
@@ -2793,7 +2779,7 @@ static void gemini_senc_event(struct wire_senc *e, const struct cev *ev, struct 
 			e->id = xstrdup(ev->id);
 		if (ev->model && !e->model)
 			e->model = xstrdup(ev->model);
-		merge_usage(&e->usage, &ev->usage);
+		wire_usage_merge(&e->usage, &ev->usage);
 		break;
 	case CEV_TEXT:
 		senc_text(e, ev, false, out);
@@ -2821,7 +2807,7 @@ static void gemini_senc_event(struct wire_senc *e, const struct cev *ev, struct 
 		senc_tool_args(e, ev);
 		break;
 	case CEV_USAGE:
-		merge_usage(&e->usage, &ev->usage);
+		wire_usage_merge(&e->usage, &ev->usage);
 		break;
 	case CEV_FINISH:
 		flush_tool(e, out);

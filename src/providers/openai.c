@@ -290,20 +290,6 @@ static void set_count(json_t *obj, const char *key, int64_t v)
 		json_object_set_new(obj, key, json_integer(v));
 }
 
-static void usage_from_json(const json_t *u, struct wire_usage *out)
-{
-	wire_usage_init(out);
-	if (!json_is_object(u))
-		return;
-	out->prompt = wire_int(u, "prompt_tokens");
-	out->completion = wire_int(u, "completion_tokens");
-	out->total = wire_int(u, "total_tokens");
-	out->cached = wire_int(json_object_get(u, "prompt_tokens_details"), "cached_tokens");
-	out->reasoning = wire_int(json_object_get(u, "completion_tokens_details"), "reasoning_tokens");
-	if (out->total < 0 && out->prompt >= 0 && out->completion >= 0)
-		out->total = out->prompt + out->completion;
-}
-
 /* An OpenAI usage object; unknown counts are 0 when zeros is set (the
  * client-facing shape has no way to say "unknown"), else left out. */
 static json_t *usage_to_json(const struct wire_usage *u, bool zeros)
@@ -1271,7 +1257,7 @@ static json_t *openai_decode_response(const json_t *body, struct wire_err *err)
 	if (model)
 		json_object_set_new(out, "model", json_string(model));
 	struct wire_usage u;
-	usage_from_json(json_object_get(body, "usage"), &u);
+	wire_canon_usage(json_object_get(body, "usage"), &u);
 	if (json_is_object(json_object_get(body, "usage")))
 		json_object_set_new(out, "usage", usage_to_json(&u, false));
 	return out;
@@ -1324,7 +1310,7 @@ static json_t *openai_encode_response(const json_t *canon, const struct wire_opt
 	}
 
 	struct wire_usage u;
-	usage_from_json(json_object_get(canon, "usage"), &u);
+	wire_canon_usage(json_object_get(canon, "usage"), &u);
 	return json_pack(
 	    "{s:s, s:s, s:I, s:o, s:[{s:i, s:o, s:n, s:s}], s:o}", "id", id, "object", "chat.completion",
 	    "created", (json_int_t)(created >= 0 ? created : (int64_t)time(NULL)), "model",
@@ -1626,7 +1612,7 @@ static int sdec_chunk(struct wire_sdec *d, const json_t *j, cev_fn fn, void *arg
 	}
 	if (json_is_object(usage)) {
 		struct cev ev = { .type = CEV_USAGE };
-		usage_from_json(usage, &ev.usage);
+		wire_canon_usage(usage, &ev.usage);
 		if ((rc = fn(&ev, arg)))
 			return rc;
 	}
@@ -1734,20 +1720,6 @@ static void senc_chunk(struct wire_senc *e, json_t *delta, const char *finish, s
 	json_decref(c);
 }
 
-static void senc_merge_usage(struct wire_senc *e, const struct wire_usage *u)
-{
-	if (u->prompt >= 0)
-		e->usage.prompt = u->prompt;
-	if (u->completion >= 0)
-		e->usage.completion = u->completion;
-	if (u->total >= 0)
-		e->usage.total = u->total;
-	if (u->cached >= 0)
-		e->usage.cached = u->cached;
-	if (u->reasoning >= 0)
-		e->usage.reasoning = u->reasoning;
-}
-
 /* The first chunk, from START or made up when another event comes first. */
 static void senc_start(struct wire_senc *e, const char *id, const char *model, struct evbuffer *out)
 {
@@ -1823,7 +1795,7 @@ static void openai_senc_event(struct wire_senc *e, const struct cev *ev, struct 
 	if (e->done)
 		return;
 	if (ev->type == CEV_START) {
-		senc_merge_usage(e, &ev->usage);
+		wire_usage_merge(&e->usage, &ev->usage);
 		if (!e->started)
 			senc_start(e, ev->id, ev->model, out);
 		return;
@@ -1844,7 +1816,7 @@ static void openai_senc_event(struct wire_senc *e, const struct cev *ev, struct 
 		return;
 	}
 	if (ev->type == CEV_USAGE) {
-		senc_merge_usage(e, &ev->usage);
+		wire_usage_merge(&e->usage, &ev->usage);
 		return;
 	}
 	if (ev->type == CEV_SIGNATURE)
@@ -1885,7 +1857,7 @@ static void openai_senc_event(struct wire_senc *e, const struct cev *ev, struct 
 
 static void openai_usage(const json_t *body, struct wire_usage *u)
 {
-	usage_from_json(json_object_get(body, "usage"), u);
+	wire_canon_usage(json_object_get(body, "usage"), u);
 }
 
 static char *openai_chat_url(const char *base_url, const char *model, bool stream)

@@ -106,6 +106,7 @@ struct proxy {
 
 	bool ignore_breakers; /* every candidate was cooling down: try them anyway */
 	size_t capture_max;   /* body bytes kept in the log row (settings) */
+	bool in_read;         /* on_data is feeding one upstream read to the SSE parser */
 
 	/* the current attempt */
 	const struct snap_target *tgt;
@@ -283,6 +284,16 @@ static void stream_flush(struct proxy *p)
 	p->last_write_ns = clock_mono_ns();
 }
 
+/* Flush p->out now, or, while on_data is handing out the events of one
+ * upstream read (p->in_read), once they are all in: one chunk to the
+ * client per read instead of one per event, and still nothing waits for
+ * more upstream bytes. */
+static void stream_flush_soon(struct proxy *p)
+{
+	if (!p->in_read && evbuffer_get_length(p->out))
+		stream_flush(p);
+}
+
 static void stream_write(struct proxy *p, const char *a, size_t an, const char *b, size_t bn, const char *c,
                          size_t cn)
 {
@@ -291,7 +302,7 @@ static void stream_write(struct proxy *p, const char *a, size_t an, const char *
 		evbuffer_add(p->out, b, bn);
 	if (cn)
 		evbuffer_add(p->out, c, cn);
-	stream_flush(p);
+	stream_flush_soon(p);
 }
 
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
@@ -364,8 +375,7 @@ static int on_cev(const struct cev *ev, void *arg)
 		p->senc_done = true;
 	start_stream(p);
 	wire_formats[p->cfmt]->senc_event(p->senc, ev, p->out);
-	if (evbuffer_get_length(p->out))
-		stream_flush(p);
+	stream_flush_soon(p);
 	return 0;
 }
 
@@ -480,7 +490,11 @@ static int on_data(void *ud, const char *data, size_t n)
 		p->paused = true;
 		return UPSTREAM_PAUSE; /* took nothing: the same bytes come again after resume */
 	}
+	p->in_read = true;
 	int rc = sse_feed(p->sse, data, n, on_sse_event, p);
+	p->in_read = false;
+	if (p->out && !p->client_gone)
+		stream_flush_soon(p);
 	if (rc) {
 		snprintf(p->error, sizeof(p->error), "upstream sent an event over %u bytes", SSE_EVENT_MAX);
 		return -1;

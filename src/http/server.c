@@ -152,7 +152,17 @@ static int worker_init(struct server *srv, struct worker *w, int index, char *er
 	const struct config *cfg = srv->cfg;
 	w->index = index;
 	w->srv = srv;
-	w->base = event_base_new();
+	/* The changelist folds the add/del/re-add of one descriptor within a
+	 * loop turn (evhttp switching a connection between reading and
+	 * writing, curl taking a pooled connection back) into at most one
+	 * epoll_ctl. Nothing here dup()s a descriptor, which is the flag's
+	 * one caveat. */
+	struct event_config *ecfg = event_config_new();
+	if (ecfg) {
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		w->base = event_base_new_with_config(ecfg);
+		event_config_free(ecfg);
+	}
 	if (!w->base) {
 		snprintf(err, errlen, "cannot create event loop");
 		return -1;

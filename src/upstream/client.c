@@ -116,6 +116,7 @@ struct upstream_xfer {
  * this many per worker): a new handle costs allocations and buffers on
  * every request otherwise. */
 #define EASY_SPARE_MAX 64
+#define RECV_BUFFER_BYTES 4096 /* CURLOPT_BUFFERSIZE (curl's default: 16 KiB) */
 
 struct upstream {
 	struct event_base *base;             /* borrowed; outlives u */
@@ -744,6 +745,11 @@ static CURLcode setup_easy(struct upstream_xfer *x, const struct upstream_reques
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	/* curl's receive buffer lives as long as the transfer: 16 KiB by
+	 * default, the largest single cost of an open stream.  Answers and
+	 * SSE events arrive in pieces far smaller; a bigger answer only takes
+	 * a few more reads. */
+	SET(CURLOPT_BUFFERSIZE, (long)RECV_BUFFER_BYTES);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_PRIVATE, (void *)x);
 	SET(CURLOPT_ERRORBUFFER, x->errbuf);

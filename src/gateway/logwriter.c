@@ -40,6 +40,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/buffer.h>
+
 #include "gateway/logwriter.h"
 #include "store/store.h"
 #include "util/alloc.h"
@@ -165,6 +167,8 @@ void log_record_free(struct log_record *r)
 	record_strings(r, s);
 	for (int i = 0; i < NSTR; i++)
 		free(*s[i]);
+	if (r->response_pieces)
+		evbuffer_free(r->response_pieces);
 	free(r);
 }
 
@@ -179,6 +183,8 @@ static size_t record_bytes(struct log_record *r)
 		if (*s[i])
 			n += strlen(*s[i]) + 1;
 	}
+	if (r->response_pieces)
+		n += evbuffer_get_length(r->response_pieces) + 1;
 	return n;
 }
 
@@ -259,6 +265,16 @@ static int insert_row(struct store *st, struct log_record *r, struct chunk_resul
 	int64_t changes = 0;
 	int rc;
 
+	if (r->response_pieces) { /* join the pieces, here in the writer */
+		if (!r->response_body) {
+			size_t n = evbuffer_get_length(r->response_pieces);
+			r->response_body = xmalloc(n + 1);
+			evbuffer_remove(r->response_pieces, r->response_body, n);
+			r->response_body[n] = '\0';
+		}
+		evbuffer_free(r->response_pieces);
+		r->response_pieces = NULL;
+	}
 	p[0] = sv_textn(r->id, strnlen(r->id, LOGWRITER_ID_MAX));
 	p[1] = sv_int(r->created_at);
 	p[2] = opt_int(r->client_key_id, r->client_key_id != 0);

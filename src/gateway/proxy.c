@@ -31,6 +31,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <inttypes.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -102,7 +103,7 @@ struct proxy {
 	const struct snap_target *cands[ROUTE_MAX_CANDIDATES];
 	size_t ncands, next;
 	int attempts;
-	json_t *attempts_log; /* owned: [{provider, status, latency_ms, error}] */
+	struct evbuffer *attempts_log; /* owned: the members of a JSON array, one object per attempt */
 
 	bool ignore_breakers; /* every candidate was cooling down: try them anyway */
 	size_t capture_max;   /* body bytes kept in the log row (settings) */
@@ -141,6 +142,7 @@ struct proxy {
 };
 
 static void attempt(struct proxy *p);
+static json_t *request_doc(struct proxy *p);
 static void finish(struct proxy *p);
 static void on_client_close(struct http_req *r, void *arg);
 
@@ -203,15 +205,49 @@ static void take_usage(struct proxy *p, const json_t *usage)
 	wire_usage_merge(&p->usage, &u);
 }
 
+/* Append s as the text of a JSON string (quotes included) to b. */
+static void json_quote(struct evbuffer *b, const char *s)
+{
+	evbuffer_add(b, "\"", 1);
+	const char *run = s;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c != '"' && c != '\\' && c >= 0x20)
+			continue;
+		evbuffer_add(b, run, (size_t)(s - run));
+		if (c == '"' || c == '\\')
+			evbuffer_add_printf(b, "\\%c", c);
+		else
+			evbuffer_add_printf(b, "\\u%04x", c);
+		run = s + 1;
+	}
+	evbuffer_add(b, run, (size_t)(s - run));
+	evbuffer_add(b, "\"", 1);
+}
+
 static void record_attempt(struct proxy *p, long status, const char *error)
 {
 	int64_t ms = (int64_t)((clock_mono_ns() - p->attempt_start_ns) / 1000000u);
-	json_t *a = json_pack("{s:I, s:s, s:s, s:I}", "provider_id", (json_int_t)p->tgt->provider->id,
-	                      "provider", p->tgt->provider->name, "provider_model", p->tgt->provider_model,
-	                      "latency_ms", (json_int_t)ms);
-	json_object_set_new(a, "status", status ? json_integer(status) : json_null());
-	json_object_set_new(a, "error", error ? json_string(error) : json_null());
-	json_array_append_new(p->attempts_log, a);
+	struct evbuffer *b = p->attempts_log;
+	if (!b)
+		b = p->attempts_log = evbuffer_new();
+	else
+		evbuffer_add(b, ",", 1);
+	evbuffer_add_printf(b, "{\"provider_id\":%" PRId64 ",\"provider\":", p->tgt->provider->id);
+	json_quote(b, p->tgt->provider->name);
+	evbuffer_add(b, ",\"provider_model\":", 18);
+	json_quote(b, p->tgt->provider_model);
+	evbuffer_add_printf(b, ",\"latency_ms\":%" PRId64 ",\"status\":", ms);
+	if (status)
+		evbuffer_add_printf(b, "%ld", status);
+	else
+		evbuffer_add(b, "null", 4);
+	evbuffer_add(b, ",\"error\":", 9);
+	if (error)
+		json_quote(b, error);
+	else
+		evbuffer_add(b, "null", 4);
+	evbuffer_add(b, "}", 1);
 }
 
 /* Worth another provider: the fault is upstream's, not the request's.
@@ -438,9 +474,9 @@ static int on_sse_event(const struct sse_event *ev, void *arg)
 	 * parse per event would be the proxy's dearest per-event work. */
 	struct json_span us, cs;
 	if (json_scan_member(ev->data, ev->data_len, "usage", &us) && ev->data[us.off] == '{') {
-		json_t *usage = json_loadb(ev->data + us.off, us.len, 0, NULL);
-		take_usage(p, usage);
-		json_decref(usage);
+		struct wire_usage u;
+		bool usage = wire_canon_usage_text(ev->data + us.off, us.len, &u);
+		wire_usage_merge(&p->usage, &u);
 		bool usage_only = usage && json_scan_member(ev->data, ev->data_len, "choices", &cs) &&
 		                  empty_array(ev->data + cs.off, cs.len);
 		if (usage_only && p->injected_usage)
@@ -573,9 +609,9 @@ static void reply_buffered(struct proxy *p)
 		const char *body = (const char *)evbuffer_pullup(p->buf, -1);
 		struct json_span sp;
 		if (body && json_scan_member(body, n, "usage", &sp)) {
-			json_t *usage = json_loadb(body + sp.off, sp.len, 0, NULL);
-			take_usage(p, usage);
-			json_decref(usage);
+			struct wire_usage u;
+			wire_canon_usage_text(body + sp.off, sp.len, &u);
+			wire_usage_merge(&p->usage, &u);
 		}
 	}
 	capture(p, evbuffer_pullup(p->buf, -1), n);
@@ -656,26 +692,6 @@ static void on_done(void *ud, enum upstream_result res, long status, const char 
 
 /* ---- attempts ------------------------------------------------------- */
 
-/* Append s as the text of a JSON string (quotes included) to b. */
-static void json_quote(struct evbuffer *b, const char *s)
-{
-	evbuffer_add(b, "\"", 1);
-	const char *run = s;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c != '"' && c != '\\' && c >= 0x20)
-			continue;
-		evbuffer_add(b, run, (size_t)(s - run));
-		if (c == '"' || c == '\\')
-			evbuffer_add_printf(b, "\\%c", c);
-		else
-			evbuffer_add_printf(b, "\\u%04x", c);
-		run = s + 1;
-	}
-	evbuffer_add(b, run, (size_t)(s - run));
-	evbuffer_add(b, "\"", 1);
-}
-
 /* The body for this attempt (malloc'd, *len bytes): the client's bytes
  * with the provider's model spliced in (and, for a stream whose client
  * did not ask for usage, stream_options added before the closing brace);
@@ -683,8 +699,13 @@ static void json_quote(struct evbuffer *b, const char *s)
 static char *request_payload(struct proxy *p, size_t *len)
 {
 	if (!p->splice) {
-		json_object_set_new(p->body, "model", json_string(p->tgt->provider_model));
-		char *s = json_dumps(p->body, JSON_COMPACT);
+		json_t *doc = request_doc(p);
+		if (!doc) {
+			*len = 0;
+			return NULL;
+		}
+		json_object_set_new(doc, "model", json_string(p->tgt->provider_model));
+		char *s = json_dumps(doc, JSON_COMPACT);
 		*len = s ? strlen(s) : 0;
 		return s;
 	}
@@ -732,7 +753,8 @@ static void xlate_failed(struct proxy *p, const struct wire_err *err)
 static bool make_canon(struct proxy *p)
 {
 	struct wire_err err = { 0 };
-	p->canon = wire_formats[p->cfmt]->decode_request(p->body, &err);
+	json_t *doc = request_doc(p);
+	p->canon = doc ? wire_formats[p->cfmt]->decode_request(doc, &err) : NULL;
 	if (!p->canon) {
 		xlate_failed(p, &err);
 		return false;
@@ -940,14 +962,16 @@ static void free_proxy(struct proxy *p)
 	evbuffer_free(p->buf);
 	if (p->out)
 		evbuffer_free(p->out);
-	evbuffer_free(p->capture);
+	if (p->capture)
+		evbuffer_free(p->capture);
 	json_decref(p->body);
 	json_decref(p->canon);
 	if (p->sdec)
 		wire_formats[p->pfmt]->sdec_free(p->sdec);
 	if (p->senc)
 		wire_formats[p->cfmt]->senc_free(p->senc);
-	json_decref(p->attempts_log);
+	if (p->attempts_log)
+		evbuffer_free(p->attempts_log);
 	free(p->raw);
 	snapshot_unref(p->snap);
 	free(p);
@@ -960,15 +984,6 @@ static void on_abort(struct http_req *r)
 	struct proxy *p = r->close_arg;
 	if (p)
 		free_proxy(p);
-}
-
-static char *dup_cap(struct evbuffer *b)
-{
-	size_t n = evbuffer_get_length(b);
-	char *s = xmalloc(n + 1);
-	evbuffer_copyout(b, s, n);
-	s[n] = '\0';
-	return s;
 }
 
 static void finish(struct proxy *p)
@@ -1012,14 +1027,22 @@ static void finish(struct proxy *p)
 	rec->cached_tokens = p->usage.cached;
 	rec->stream = p->stream;
 	rec->client_addr = xstrdup(p->peer);
-	rec->attempts_json = json_dumps(p->attempts_log, JSON_COMPACT);
+	{
+		size_t n = p->attempts_log ? evbuffer_get_length(p->attempts_log) : 0;
+		rec->attempts_json = xmalloc(n + 3);
+		rec->attempts_json[0] = '[';
+		if (n)
+			evbuffer_remove(p->attempts_log, rec->attempts_json + 1, n);
+		memcpy(rec->attempts_json + 1 + n, "]", 2);
+	}
 	if (p->capture_max) { /* bodies are kept only when the settings say so */
 		/* The client's bytes, cut to the setting, become the row's. */
 		size_t keep = p->raw_len < p->capture_max ? p->raw_len : p->capture_max;
 		rec->request_body = keep < p->raw_len ? xrealloc(p->raw, keep + 1) : p->raw;
 		rec->request_body[keep] = '\0';
 		p->raw = NULL;
-		rec->response_body = dup_cap(p->capture);
+		rec->response_pieces = p->capture; /* the writer joins it */
+		p->capture = NULL;
 	}
 	logwriter_submit(p->w->srv->app->logw, rec);
 	free_proxy(p);
@@ -1111,6 +1134,113 @@ static const struct snap_client_key *authenticate(struct http_req *r, const stru
 	return k;
 }
 
+/* What begin reads from a request body. */
+struct quick_fields {
+	char model[257];         /* "" when absent or not a string */
+	bool stream;             /* "stream": true */
+	bool has_stream_options; /* "stream_options" is present */
+	bool include_usage;      /* "stream_options": {"include_usage": true} */
+};
+
+/* The quick path: true when the body is certainly a valid object whose
+ * fields all look as they should (else the caller parses it). */
+static bool quick_read(struct http_req *r, enum kind kind, enum wire cfmt, struct quick_fields *q)
+{
+	struct evbuffer *in = http_req_body(r);
+	size_t n = evbuffer_get_length(in);
+	const char *s = n ? (const char *)evbuffer_pullup(in, -1) : NULL;
+	struct json_span sp;
+	memset(q, 0, sizeof(*q));
+	if (!s || !json_scan_check_object(s, n))
+		return false;
+	if (cfmt != WIRE_GEMINI) {
+		/* A plain string (escapes are jansson's to decode). */
+		if (!json_scan_member(s, n, "model", &sp) || s[sp.off] != '"' || sp.len < 2 ||
+		    sp.len - 2 >= sizeof(q->model) || memchr(s + sp.off, '\\', sp.len))
+			return false;
+		memcpy(q->model, s + sp.off + 1, sp.len - 2);
+		q->model[sp.len - 2] = '\0';
+		if (json_scan_member(s, n, "stream", &sp)) {
+			if (sp.len == 4 && memcmp(s + sp.off, "true", 4) == 0)
+				q->stream = true;
+			else if (!(sp.len == 5 && memcmp(s + sp.off, "false", 5) == 0))
+				return false;
+		}
+		if (json_scan_member(s, n, "stream_options", &sp)) {
+			struct json_span iu;
+			q->has_stream_options = true;
+			q->include_usage = s[sp.off] == '{' &&
+			                   json_scan_member(s + sp.off, sp.len, "include_usage", &iu) &&
+			                   iu.len == 4 && memcmp(s + sp.off + iu.off, "true", 4) == 0;
+		}
+	}
+	const char *list = kind == K_EMBED ? "input" : cfmt == WIRE_GEMINI ? "contents" : "messages";
+	if (!json_scan_member(s, n, list, &sp))
+		return false;
+	return kind != K_CHAT || s[sp.off] == '[';
+}
+
+/* The slow path's reading of a parsed body; false when it answered 400. */
+static bool doc_fields(struct http_req *r, json_t *body, enum kind kind, enum wire cfmt,
+                       const struct snap_client_key *ck, struct quick_fields *q)
+{
+	memset(q, 0, sizeof(*q));
+	if (cfmt != WIRE_GEMINI) {
+		json_t *jm = json_object_get(body, "model");
+		if (json_is_string(jm))
+			snprintf(q->model, sizeof(q->model), "%s", json_string_value(jm));
+		if (!json_is_string(jm) || json_string_length(jm) == 0 || json_string_length(jm) > 256) {
+			reject(r, cfmt, ck, NULL, 400, "invalid_request", "model: required, a non-empty string");
+			json_decref(body);
+			return false;
+		}
+	}
+	const char *model = cfmt == WIRE_GEMINI ? NULL : q->model;
+	const char *list = kind == K_EMBED ? "input" : cfmt == WIRE_GEMINI ? "contents" : "messages";
+	json_t *jl = json_object_get(body, list);
+	if (kind == K_CHAT ? !json_is_array(jl) : !jl) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "%s: required%s", list, kind == K_CHAT ? ", an array" : "");
+		reject(r, cfmt, ck, model, 400, "invalid_request", msg);
+		json_decref(body);
+		return false;
+	}
+	json_t *js = cfmt == WIRE_GEMINI ? NULL : json_object_get(body, "stream");
+	if (js && !json_is_boolean(js)) {
+		reject(r, cfmt, ck, model, 400, "invalid_request", "stream: must be true or false");
+		json_decref(body);
+		return false;
+	}
+	q->stream = json_is_true(js);
+	json_t *so = json_object_get(body, "stream_options");
+	q->has_stream_options = so != NULL;
+	q->include_usage = json_is_object(so) && json_is_true(json_object_get(so, "include_usage"));
+	return true;
+}
+
+/* Ask the provider for usage in the document (see begin). */
+static void inject_usage(json_t *body)
+{
+	json_t *so = json_object_get(body, "stream_options");
+	if (!json_is_object(so)) {
+		so = json_object();
+		json_object_set_new(body, "stream_options", so);
+	}
+	json_object_set_new(so, "include_usage", json_true());
+}
+
+/* The request as a document, parsed on first need (the quick path of
+ * begin builds none): for re-encoding and for translation. */
+static json_t *request_doc(struct proxy *p)
+{
+	if (!p->body) {
+		p->body = json_loadb(p->raw, p->raw_len, JSON_REJECT_DUPLICATES, NULL);
+		if (p->body && p->injected_usage)
+			inject_usage(p->body);
+	}
+	return p->body;
+}
+
 /*
  * Start a proxied request.  cfmt is the client's API; for Gemini the
  * model and streaming come from the URL (url_model, url_stream) and
@@ -1127,41 +1257,31 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 	char rid[REQID_BUF], peer[64];
 	snprintf(rid, sizeof(rid), "%s", r->id);
 	snprintf(peer, sizeof(peer), "%s", http_req_peer(r));
-	json_t *body = http_read_json_object(r, 0);
-	if (!body) { /* answered already (400 with the parse position) */
-		log_rejected(w, cfmt, rid, peer, ck, NULL, 400, "the body is not a JSON object");
-		return;
+	/* Most requests are read without building a document: a strict check
+	 * and a scan for the few members Fusion looks at.  Anything the quick
+	 * path is not sure of (and every error) goes through jansson. */
+	struct quick_fields q;
+	json_t *body = NULL;
+	if (!quick_read(r, kind, cfmt, &q)) {
+		body = http_read_json_object(r, 0);
+		if (!body) { /* answered already (400 with the parse position) */
+			log_rejected(w, cfmt, rid, peer, ck, NULL, 400, "the body is not a JSON object");
+			return;
+		}
+		if (!doc_fields(r, body, kind, cfmt, ck, &q))
+			return; /* answered */
 	}
-	const char *model = url_model;
-	if (cfmt != WIRE_GEMINI) {
-		json_t *jm = json_object_get(body, "model");
-		model = json_is_string(jm) ? json_string_value(jm) : NULL;
-	}
+	const char *model = cfmt == WIRE_GEMINI ? url_model : q.model;
 	if (!model || !*model || strlen(model) > 256) {
 		json_decref(body);
 		reject(r, cfmt, ck, NULL, 400, "invalid_request", "model: required, a non-empty string");
-		return;
-	}
-	const char *list = kind == K_EMBED ? "input" : cfmt == WIRE_GEMINI ? "contents" : "messages";
-	json_t *jl = json_object_get(body, list);
-	if (kind == K_CHAT ? !json_is_array(jl) : !jl) {
-		char msg[64];
-		snprintf(msg, sizeof(msg), "%s: required%s", list, kind == K_CHAT ? ", an array" : "");
-		reject(r, cfmt, ck, model, 400, "invalid_request", msg);
-		json_decref(body);
-		return;
-	}
-	json_t *js = cfmt == WIRE_GEMINI ? NULL : json_object_get(body, "stream");
-	if (js && !json_is_boolean(js)) {
-		reject(r, cfmt, ck, model, 400, "invalid_request", "stream: must be true or false");
-		json_decref(body);
 		return;
 	}
 	if (!snap_client_key_allows(ck, model)) {
 		char msg[320];
 		snprintf(msg, sizeof(msg), "this client key may not use model '%s'", model);
 		reject(r, cfmt, ck, model, 403, "model_not_allowed", msg);
-		json_decref(body); /* after the reply: model points into it */
+		json_decref(body);
 		return;
 	}
 
@@ -1179,10 +1299,9 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 	snprintf(p->model, sizeof(p->model), "%s", model);
 	snprintf(p->rid, sizeof(p->rid), "%s", r->id);
 	snprintf(p->peer, sizeof(p->peer), "%s", http_req_peer(r));
-	p->stream = kind == K_CHAT && (cfmt == WIRE_GEMINI ? url_stream : json_is_true(js));
+	p->stream = kind == K_CHAT && (cfmt == WIRE_GEMINI ? url_stream : q.stream);
 	p->capture_max = snap->settings.log_body_enabled ? (size_t)snap->settings.log_body_max_bytes : 0;
 	wire_usage_init(&p->usage);
-	p->attempts_log = json_array();
 	p->buf = evbuffer_new();
 	p->capture = evbuffer_new();
 	if (p->stream) { /* only streams need these */
@@ -1203,25 +1322,22 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 		p->raw_end = json_scan_object_end(p->raw, n, &members);
 		/* Splice only when every name is written plainly and once, so the
 		 * "model" found in the bytes is the one jansson read. */
-		p->splice = cfmt != WIRE_GEMINI && p->raw_end < n && members == json_object_size(body) &&
+		p->splice = cfmt != WIRE_GEMINI && p->raw_end < n &&
+		            (body ? members == json_object_size(body) : true) &&
 		            json_scan_member(p->raw, n, "model", &p->model_span);
 		/* A rough count for a client stream that must name prompt tokens
 		 * before the provider has (Anthropic's message_start). */
 		p->prompt_estimate = (int64_t)(n / 4);
 	}
 	if (p->stream && cfmt == WIRE_OPENAI) {
-		json_t *so = json_object_get(body, "stream_options");
-		p->client_usage = json_is_object(so) && json_is_true(json_object_get(so, "include_usage"));
+		p->client_usage = q.include_usage;
 		if (!p->client_usage) {
 			/* Count tokens: ask for usage, strip that chunk before the client sees it. */
-			if (so)
+			if (q.has_stream_options)
 				p->splice = false; /* rare: rewrite the client's own stream_options */
-			if (!json_is_object(so)) {
-				so = json_object();
-				json_object_set_new(body, "stream_options", so);
-			}
-			json_object_set_new(so, "include_usage", json_true());
 			p->injected_usage = true;
+			if (body)
+				inject_usage(body);
 		}
 	}
 	http_req_on_close(r, on_client_close, p);

@@ -4,6 +4,7 @@
  * format's fields.
  */
 #include "providers/format.h"
+#include "util/json_scan.h"
 
 #include <event2/buffer.h>
 #include <sodium.h>
@@ -36,6 +37,37 @@ void wire_canon_usage(const json_t *u, struct wire_usage *out)
 	out->reasoning = wire_int(json_object_get(u, "completion_tokens_details"), "reasoning_tokens");
 	if (out->total < 0 && out->prompt >= 0 && out->completion >= 0)
 		out->total = out->prompt + out->completion;
+}
+
+/* -1 when the member is absent or not a count. */
+static int64_t text_int(const char *s, size_t n, const char *key)
+{
+	int64_t v;
+	return json_scan_int(s, n, key, &v) ? v : -1;
+}
+
+/* The numbers of the details object `key` (an object) of s. */
+static int64_t text_detail(const char *s, size_t n, const char *key, const char *field)
+{
+	struct json_span sp;
+	if (!json_scan_member(s, n, key, &sp) || s[sp.off] != '{')
+		return -1;
+	return text_int(s + sp.off, sp.len, field);
+}
+
+bool wire_canon_usage_text(const char *s, size_t n, struct wire_usage *out)
+{
+	wire_usage_init(out);
+	if (n == 0 || s[0] != '{' || json_scan_object_end(s, n, NULL) >= n)
+		return false;
+	out->prompt = text_int(s, n, "prompt_tokens");
+	out->completion = text_int(s, n, "completion_tokens");
+	out->total = text_int(s, n, "total_tokens");
+	out->cached = text_detail(s, n, "prompt_tokens_details", "cached_tokens");
+	out->reasoning = text_detail(s, n, "completion_tokens_details", "reasoning_tokens");
+	if (out->total < 0 && out->prompt >= 0 && out->completion >= 0)
+		out->total = out->prompt + out->completion;
+	return true;
 }
 
 void wire_usage_merge(struct wire_usage *dst, const struct wire_usage *src)

@@ -78,6 +78,10 @@ void wire_usage_init(struct wire_usage *u);
 /* The numbers of a canonical (OpenAI-shaped) usage object; -1 for what
  * it does not say, total derived from prompt + completion if absent. */
 void wire_canon_usage(const json_t *usage, struct wire_usage *out);
+/* The same read from the text of a usage object s[0..n) without parsing
+ * it into a document (the proxy's hot path); false when s is not a
+ * complete object (then *out says nothing). */
+bool wire_canon_usage_text(const char *s, size_t n, struct wire_usage *out);
 /* Copy into dst every number src knows (>= 0); keep dst's others. */
 void wire_usage_merge(struct wire_usage *dst, const struct wire_usage *src);
 

@@ -375,7 +375,7 @@ static int sq_configure(struct store *st)
 		 * cache keeps their hot pages in memory instead of re-reading them,
 		 * and fewer, larger checkpoints copy a page that changed many
 		 * times once (a 32 MB WAL at most between checkpoints). */
-		rc = sq_exec(st, "PRAGMA cache_size = -16384", NULL, 0);
+		rc = sq_exec(st, "PRAGMA cache_size = -4096", NULL, 0);
 		if (!rc)
 			rc = sq_exec(st, "PRAGMA wal_autocheckpoint = 8192", NULL, 0);
 		if (rc)

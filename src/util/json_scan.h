@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct json_span {
 	size_t off; /* offset of the value's first byte */
@@ -34,5 +35,22 @@ bool json_scan_member(const char *s, size_t n, const char *key, struct json_span
  * parsed document's size to know that every name was spelled plainly and
  * once. */
 size_t json_scan_object_end(const char *s, size_t n, size_t *members);
+
+/*
+ * Whether s[0..n) is certainly a JSON object that jansson would load
+ * with JSON_REJECT_DUPLICATES, checked without building it: strict
+ * grammar, well-formed UTF-8, valid escapes, no duplicate member name in
+ * any object.  False means "not sure": invalid, or something this quick
+ * check leaves to jansson (a name written with escapes, \u0000, very
+ * long numbers, deep nesting, objects with many members).  Callers then
+ * parse with jansson, which gives the verdict and the error position.
+ */
+bool json_scan_check_object(const char *s, size_t n);
+
+/* The integer value of member `key` of the top-level object in s[0..n):
+ * true when it is written as an integer, or as a real from 0 up to 9e15
+ * (cut to an integer), the way the proxy reads token counts; false for
+ * anything else, the member missing included. */
+bool json_scan_int(const char *s, size_t n, const char *key, int64_t *out);
 
 #endif

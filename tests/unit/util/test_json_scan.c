@@ -102,3 +102,139 @@ Test(json_scan, object_end)
 	cr_assert_eq(json_scan_object_end(dup, strlen(dup), &m), strlen(dup) - 1);
 	cr_assert_eq(m, 2); /* jansson sees one member: the caller must not splice */
 }
+
+/* ---- json_scan_check_object: never "sure" of what jansson refuses ---- */
+
+#include <jansson.h>
+
+static bool check(const char *doc, size_t n)
+{
+	char *copy = malloc(n ? n : 1);
+	memcpy(copy, doc, n);
+	bool ok = json_scan_check_object(copy, n);
+	free(copy);
+	return ok;
+}
+
+/* The property the proxy relies on: "sure" implies jansson loads it as an object. */
+static void assert_agrees(const char *doc, size_t n)
+{
+	if (!check(doc, n))
+		return;
+	json_t *j = json_loadb(doc, n, JSON_REJECT_DUPLICATES, NULL);
+	cr_assert(json_is_object(j), "quick check accepted what jansson refuses: %.*s", (int)n, doc);
+	json_decref(j);
+}
+
+Test(json_check, sure_of_ordinary_requests)
+{
+	const char *docs[] = {
+		"{}",
+		" {\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]} ",
+		"{\"a\":-0,\"b\":0.5,\"c\":123456789012345678,\"d\":[true,false,null,{},[]],\"e\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+		"{\"emoji\":\"\\ud83d\\ude00 caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\",\"n\":{\"x\":{\"x\":{\"x\":1}}}}",
+		"{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+		"\"properties\":{\"a\":{\"type\":\"string\"}},\"required\":[\"a\"]}}}],\"temperature\":0.7}",
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		cr_assert(check(docs[i], strlen(docs[i])), "not sure of %s", docs[i]);
+		assert_agrees(docs[i], strlen(docs[i]));
+	}
+}
+
+Test(json_check, unsure_of_what_jansson_refuses_or_words)
+{
+	const char *docs[] = {
+		"",
+		"[]",
+		"\"x\"",
+		"{",
+		"{\"a\":1,}",
+		"{\"a\":1}x",
+		"{\"a\":01}",
+		"{\"a\":1.}",
+		"{\"a\":.5}",
+		"{\"a\":-}",
+		"{\"a\":1e5}",                     /* exponents are left to jansson */
+		"{\"a\":1234567890123456789}",     /* may not fit */
+		"{\"a\":tru}",
+		"{\"a\":nul}",
+		"{\"a\":\"\\x\"}",
+		"{\"a\":\"\\u12\"}",
+		"{\"a\":\"\\u0000\"}",
+		"{\"a\":\"\\udc00\"}",             /* lone low surrogate */
+		"{\"a\":\"\\ud83d\"}",             /* lone high surrogate */
+		"{\"a\":\"\\ud83d\\u0041\"}",      /* high followed by a non-surrogate */
+		"{\"a\":\"tab\there\"}",           /* raw control character */
+		"{\"a\":\"\xc3\"}",                /* cut UTF-8 */
+		"{\"a\":\"\xc0\xaf\"}",            /* overlong */
+		"{\"a\":\"\xed\xa0\x80\"}",        /* UTF-16 surrogate as UTF-8 */
+		"{\"a\":1,\"a\":2}",               /* duplicate */
+		"{\"x\":{\"a\":1,\"a\":2}}",       /* nested duplicate */
+		"{\"\\u0061\":1}",                 /* escaped name */
+		"{\"a\" 1}",
+		"{a:1}",
+		"{\"a\":[1 2]}",
+		"{\"a\":\xff}",
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
+		cr_assert_not(check(docs[i], strlen(docs[i])), "sure of %s", docs[i]);
+	/* A NUL byte anywhere. */
+	cr_assert_not(check("{\"a\":\"x\0y\"}", 11));
+	cr_assert_not(check("{\"a\":1}\0", 8));
+	/* Deep nesting is left to jansson. */
+	char deep[400];
+	size_t k = 0;
+	deep[k++] = '{';
+	deep[k++] = '"', deep[k++] = 'a', deep[k++] = '"', deep[k++] = ':';
+	for (int i = 0; i < 100; i++)
+		deep[k++] = '[';
+	for (int i = 0; i < 100; i++)
+		deep[k++] = ']';
+	deep[k++] = '}';
+	cr_assert_not(check(deep, k));
+}
+
+/* Every prefix and every one-byte change of a realistic request: the
+ * quick check is never sure of a document jansson refuses. */
+Test(json_check, mutations_agree_with_jansson)
+{
+	const char *base = "{\"model\":\"gpt\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+	                   "\"messages\":[{\"role\":\"user\",\"content\":\"h\\u00e9 \\ud83d\\ude00 \xc3\xa9\"}],"
+	                   "\"max_tokens\":32,\"temperature\":0.25,\"stop\":null,\"n\":[1,2]}";
+	size_t n = strlen(base);
+	char *buf = malloc(n);
+	static const char subst[] = "{}[]\",:\\0123456789.-eE+ tfnulrsa\x80\xc3\xff\t\n";
+	for (size_t len = 0; len <= n; len++)
+		assert_agrees(base, len);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < sizeof(subst) - 1; j++) {
+			memcpy(buf, base, n);
+			buf[i] = subst[j];
+			assert_agrees(buf, n);
+		}
+		memcpy(buf, base, n); /* deletion */
+		memmove(buf + i, buf + i + 1, n - i - 1);
+		assert_agrees(buf, n - 1);
+	}
+	free(buf);
+	cr_assert(check(base, n));
+}
+
+Test(json_check, reads_counts)
+{
+	const char *u = "{\"prompt_tokens\":12,\"completion_tokens\":3.0,\"total_tokens\":-1,\"x\":\"7\","
+	                "\"big\":1e300,\"neg\":-2.5}";
+	int64_t v = 0;
+	size_t n = strlen(u);
+	cr_assert(json_scan_int(u, n, "prompt_tokens", &v));
+	cr_assert_eq(v, 12);
+	cr_assert(json_scan_int(u, n, "completion_tokens", &v));
+	cr_assert_eq(v, 3);
+	cr_assert(json_scan_int(u, n, "total_tokens", &v));
+	cr_assert_eq(v, -1);
+	cr_assert_not(json_scan_int(u, n, "x", &v));
+	cr_assert_not(json_scan_int(u, n, "big", &v));
+	cr_assert_not(json_scan_int(u, n, "neg", &v));
+	cr_assert_not(json_scan_int(u, n, "missing", &v));
+}

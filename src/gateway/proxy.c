@@ -887,6 +887,7 @@ static void attempt(struct proxy *p)
 			.connect_timeout_ms = CONNECT_TIMEOUT_MS,
 			.first_byte_timeout_ms = prov->timeout_ms > 0 ? prov->timeout_ms : 60000,
 			.idle_timeout_ms = IDLE_TIMEOUT_MS,
+			.compressed = p->kind == K_EMBED,
 			.on_response = on_response,
 			.on_data = on_data,
 			.on_done = on_done,
@@ -1149,35 +1150,38 @@ static bool quick_read(struct http_req *r, enum kind kind, enum wire cfmt, struc
 	struct evbuffer *in = http_req_body(r);
 	size_t n = evbuffer_get_length(in);
 	const char *s = n ? (const char *)evbuffer_pullup(in, -1) : NULL;
-	struct json_span sp;
 	memset(q, 0, sizeof(*q));
 	if (!s || !json_scan_check_object(s, n))
 		return false;
-	if (cfmt != WIRE_GEMINI) {
-		/* A plain string (escapes are jansson's to decode). */
-		if (!json_scan_member(s, n, "model", &sp) || s[sp.off] != '"' || sp.len < 2 ||
-		    sp.len - 2 >= sizeof(q->model) || memchr(s + sp.off, '\\', sp.len))
-			return false;
-		memcpy(q->model, s + sp.off + 1, sp.len - 2);
-		q->model[sp.len - 2] = '\0';
-		if (json_scan_member(s, n, "stream", &sp)) {
-			if (sp.len == 4 && memcmp(s + sp.off, "true", 4) == 0)
-				q->stream = true;
-			else if (!(sp.len == 5 && memcmp(s + sp.off, "false", 5) == 0))
-				return false;
-		}
-		if (json_scan_member(s, n, "stream_options", &sp)) {
-			struct json_span iu;
-			q->has_stream_options = true;
-			q->include_usage = s[sp.off] == '{' &&
-			                   json_scan_member(s + sp.off, sp.len, "include_usage", &iu) &&
-			                   iu.len == 4 && memcmp(s + sp.off + iu.off, "true", 4) == 0;
-		}
-	}
 	const char *list = kind == K_EMBED ? "input" : cfmt == WIRE_GEMINI ? "contents" : "messages";
-	if (!json_scan_member(s, n, list, &sp))
+	const char *keys[] = { list, "model", "stream", "stream_options" };
+	struct json_span sp[4];
+	bool has[4];
+	json_scan_members(s, n, keys, cfmt == WIRE_GEMINI ? 1 : 4, sp, has, NULL);
+	if (!has[0] || (kind == K_CHAT && s[sp[0].off] != '['))
 		return false;
-	return kind != K_CHAT || s[sp.off] == '[';
+	if (cfmt == WIRE_GEMINI)
+		return true;
+	/* A plain string (escapes are jansson's to decode). */
+	if (!has[1] || s[sp[1].off] != '"' || sp[1].len < 2 || sp[1].len - 2 >= sizeof(q->model) ||
+	    memchr(s + sp[1].off, '\\', sp[1].len))
+		return false;
+	memcpy(q->model, s + sp[1].off + 1, sp[1].len - 2);
+	q->model[sp[1].len - 2] = '\0';
+	if (has[2]) {
+		if (sp[2].len == 4 && memcmp(s + sp[2].off, "true", 4) == 0)
+			q->stream = true;
+		else if (!(sp[2].len == 5 && memcmp(s + sp[2].off, "false", 5) == 0))
+			return false;
+	}
+	if (has[3]) {
+		struct json_span iu;
+		const char *so = s + sp[3].off;
+		q->has_stream_options = true;
+		q->include_usage = so[0] == '{' && json_scan_member(so, sp[3].len, "include_usage", &iu) &&
+		                   iu.len == 4 && memcmp(so + iu.off, "true", 4) == 0;
+	}
+	return true;
 }
 
 /* The slow path's reading of a parsed body; false when it answered 400. */
@@ -1319,12 +1323,14 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 		p->raw[n] = '\0';
 		p->raw_len = n;
 		size_t members = 0;
-		p->raw_end = json_scan_object_end(p->raw, n, &members);
+		const char *key = "model";
+		bool has_model;
+		p->raw_end = json_scan_members(p->raw, n, &key, 1, &p->model_span, &has_model, &members);
 		/* Splice only when every name is written plainly and once, so the
-		 * "model" found in the bytes is the one jansson read. */
-		p->splice = cfmt != WIRE_GEMINI && p->raw_end < n &&
-		            (body ? members == json_object_size(body) : true) &&
-		            json_scan_member(p->raw, n, "model", &p->model_span);
+		 * "model" found in the bytes is the one jansson read (the quick
+		 * path made sure of that already). */
+		p->splice = cfmt != WIRE_GEMINI && has_model &&
+		            (body ? members == json_object_size(body) : true);
 		/* A rough count for a client stream that must name prompt tokens
 		 * before the provider has (Anthropic's message_start). */
 		p->prompt_estimate = (int64_t)(n / 4);

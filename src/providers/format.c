@@ -39,32 +39,34 @@ void wire_canon_usage(const json_t *u, struct wire_usage *out)
 		out->total = out->prompt + out->completion;
 }
 
-/* -1 when the member is absent or not a count. */
-static int64_t text_int(const char *s, size_t n, const char *key)
+/* The count in the span, or in member `field` of the object there; -1
+ * when it is not one. */
+static int64_t span_int(const char *s, const struct json_span *sp, bool found, const char *field)
 {
 	int64_t v;
-	return json_scan_int(s, n, key, &v) ? v : -1;
-}
-
-/* The numbers of the details object `key` (an object) of s. */
-static int64_t text_detail(const char *s, size_t n, const char *key, const char *field)
-{
-	struct json_span sp;
-	if (!json_scan_member(s, n, key, &sp) || s[sp.off] != '{')
+	if (!found)
 		return -1;
-	return text_int(s + sp.off, sp.len, field);
+	if (!field)
+		return json_scan_count(s + sp->off, sp->len, &v) ? v : -1;
+	if (s[sp->off] != '{')
+		return -1;
+	return json_scan_int(s + sp->off, sp->len, field, &v) ? v : -1;
 }
 
 bool wire_canon_usage_text(const char *s, size_t n, struct wire_usage *out)
 {
+	static const char *const keys[] = { "prompt_tokens", "completion_tokens", "total_tokens",
+		                            "prompt_tokens_details", "completion_tokens_details" };
+	struct json_span sp[5];
+	bool has[5];
 	wire_usage_init(out);
-	if (n == 0 || s[0] != '{' || json_scan_object_end(s, n, NULL) >= n)
+	if (n == 0 || s[0] != '{' || json_scan_members(s, n, keys, 5, sp, has, NULL) >= n)
 		return false;
-	out->prompt = text_int(s, n, "prompt_tokens");
-	out->completion = text_int(s, n, "completion_tokens");
-	out->total = text_int(s, n, "total_tokens");
-	out->cached = text_detail(s, n, "prompt_tokens_details", "cached_tokens");
-	out->reasoning = text_detail(s, n, "completion_tokens_details", "reasoning_tokens");
+	out->prompt = span_int(s, &sp[0], has[0], NULL);
+	out->completion = span_int(s, &sp[1], has[1], NULL);
+	out->total = span_int(s, &sp[2], has[2], NULL);
+	out->cached = span_int(s, &sp[3], has[3], "cached_tokens");
+	out->reasoning = span_int(s, &sp[4], has[4], "reasoning_tokens");
 	if (out->total < 0 && out->prompt >= 0 && out->completion >= 0)
 		out->total = out->prompt + out->completion;
 	return true;

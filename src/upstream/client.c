@@ -50,6 +50,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -85,8 +87,32 @@ enum xfer_phase {
 	PH_RESPONSE,    /* status line seen; idle timer armed (unless paused) */
 };
 
+/*
+ * What is known of the connections to one origin ("http://host:port" as
+ * the URL writes it).  Before it reuses a connection, curl 7.88 walks
+ * every connection it holds to the host, busy ones included, comparing
+ * each at length; with thousands of streams open that walk became most
+ * of the cost of starting a request (and quadratic in a burst).  When
+ * every socket open to the origin belongs to a running transfer, no idle
+ * connection can exist, and the transfer asks for a fresh one without
+ * the walk.  Only for HTTP/1 origins: over HTTP/2 busy connections are
+ * shared, so an origin that ever answered in HTTP/2, or an https one
+ * not yet seen answering in HTTP/1.1, is left to curl.
+ */
+struct origin {
+	struct origin *next;  /* in u->origins */
+	size_t open;          /* sockets open to it (CURLOPT_OPENSOCKETFUNCTION .. CLOSESOCKET) */
+	size_t busy;          /* transfers in curl that may hold one of them */
+	bool h1_seen;         /* a transfer completed over HTTP/1.x */
+	bool multiplexed;     /* a transfer completed over HTTP/2 or later */
+	bool https;
+	char key[];
+};
+
 struct upstream_xfer {
 	struct upstream *u;                /* borrowed: the client this transfer belongs to */
+	struct origin *origin;             /* borrowed: owned by u */
+	bool counted;                      /* counted in origin->busy */
 	CURL *easy;                        /* owned; cleaned up in xfer_free */
 	struct curl_slist *headers;        /* owned; curl borrows it until xfer_free */
 	struct event *deadline_ev;         /* owned; first-byte / idle timer */
@@ -129,6 +155,7 @@ struct upstream {
 	size_t active;                       /* transfers RUNNING */
 	int in_curl;                         /* > 0 while a curl call of ours is on the stack */
 	int in_user;                         /* > 0 while a caller's callback is on the stack */
+	struct origin *origins;              /* owned list; outlives the multi handle */
 	CURL *spare[EASY_SPARE_MAX];         /* owned: reset handles kept for reuse */
 	size_t nspare;
 	bool freeing; /* upstream_free: no more spares */
@@ -205,12 +232,66 @@ static void xfer_unlink(struct upstream_xfer *x)
 	x->prev = x->next = NULL;
 }
 
+/* ---- origins ----------------------------------------------------- */
+
+/* The origin of url (checked by url_check: "http(s)://" then more). */
+static struct origin *origin_of(struct upstream *u, const char *url, bool https)
+{
+	const char *host = url + (https ? 8 : 7);
+	size_t n = (size_t)(host - url) + strcspn(host, "/?#");
+	for (struct origin *o = u->origins; o; o = o->next) {
+		if (strlen(o->key) == n && strncasecmp(o->key, url, n) == 0)
+			return o;
+	}
+	struct origin *o = xcalloc(1, sizeof(*o) + n + 1);
+	memcpy(o->key, url, n);
+	o->https = https;
+	o->next = u->origins;
+	u->origins = o;
+	return o;
+}
+
+/* Whether a new transfer to o can only get a fresh connection. */
+static bool origin_no_idle(const struct origin *o)
+{
+	if (o->multiplexed || (o->https && !o->h1_seen))
+		return false;
+	return o->open <= o->busy;
+}
+
+/* x no longer holds a connection of its origin (it left curl). */
+static void origin_release(struct upstream_xfer *x)
+{
+	if (!x->counted)
+		return;
+	x->counted = false;
+	x->origin->busy--;
+}
+
+static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct origin *o = clientp;
+	curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd != CURL_SOCKET_BAD)
+		o->open++;
+	return fd;
+}
+
+static int close_socket_cb(void *clientp, curl_socket_t fd)
+{
+	struct origin *o = clientp;
+	if (o->open)
+		o->open--;
+	return close(fd);
+}
+
 /* The one place a transfer is freed.  Never inside a curl callback. */
 static void xfer_free(struct upstream_xfer *x)
 {
 	struct upstream *u = x->u;
 	if (x->added)
 		curl_multi_remove_handle(u->multi, x->easy);
+	origin_release(x);
 	if (x->easy) {
 		if (u->nspare < EASY_SPARE_MAX && !u->freeing) {
 			curl_easy_reset(x->easy); /* every option back to its default */
@@ -241,9 +322,17 @@ static void xfer_finish(struct upstream_xfer *x, enum upstream_result r)
 		status = code;
 	}
 	if (x->added) {
+		long ver = 0;
+		if (r == UPSTREAM_OK && curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &ver) == CURLE_OK) {
+			if (ver == CURL_HTTP_VERSION_1_0 || ver == CURL_HTTP_VERSION_1_1)
+				x->origin->h1_seen = true;
+			else if (ver != CURL_HTTP_VERSION_NONE)
+				x->origin->multiplexed = true;
+		}
 		curl_multi_remove_handle(u->multi, x->easy);
 		x->added = false;
 	}
+	origin_release(x);
 	if (r == UPSTREAM_OK)
 		x->detail[0] = '\0';
 	u->in_user++;
@@ -633,6 +722,10 @@ void upstream_free(struct upstream *u)
 		event_free(u->kick_ev);
 	for (size_t i = 0; i < u->nspare; i++)
 		curl_easy_cleanup(u->spare[i]);
+	for (struct origin *o = u->origins, *next; o; o = next) { /* after curl closed its sockets */
+		next = o->next;
+		free(o);
+	}
 	free(u);
 }
 
@@ -732,6 +825,11 @@ static CURLcode setup_easy(struct upstream_xfer *x, const struct upstream_reques
 			rc = curl_easy_setopt(e, opt, val);                                                  \
 	} while (0)
 	SET(CURLOPT_URL, req->url);
+	SET(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+	SET(CURLOPT_OPENSOCKETDATA, (void *)x->origin);
+	SET(CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+	SET(CURLOPT_CLOSESOCKETDATA, (void *)x->origin);
+	SET(CURLOPT_FRESH_CONNECT, origin_no_idle(x->origin) ? 1L : 0L);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
@@ -752,7 +850,13 @@ static CURLcode setup_easy(struct upstream_xfer *x, const struct upstream_reques
 	if (https)
 		SET(CURLOPT_PIPEWAIT,
 		    1L); /* wait for a connection that may multiplex rather than open another */
-	SET(CURLOPT_ACCEPT_ENCODING, "");
+	/* Only when asked: curl spends as much building the Accept-Encoding
+	 * line and its decoders as on the rest of a small request, and a chat
+	 * answer gains little from compression (a stream must not wait on a
+	 * compressor's buffer anyway).  Embeddings, which can run to
+	 * megabytes of numbers, ask for it. */
+	if (req->compressed)
+		SET(CURLOPT_ACCEPT_ENCODING, "");
 	SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L); /* a proxy's CONNECT answer is not the response */
 	SET(CURLOPT_HEADERFUNCTION, header_cb);
 	SET(CURLOPT_HEADERDATA, (void *)x);
@@ -796,6 +900,7 @@ struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_r
 	x->on_data = req->on_data;
 	x->on_done = req->on_done;
 	x->ud = req->ud;
+	x->origin = origin_of(u, req->url, https);
 	x->easy = u->nspare ? u->spare[--u->nspare] : curl_easy_init();
 	x->deadline_ev = evtimer_new(u->base, deadline_cb, x);
 	if (!x->easy || !x->deadline_ev || setup_easy(x, req, https) != CURLE_OK)
@@ -816,6 +921,8 @@ struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_r
 	} else {
 		x->added = true;
 	}
+	x->counted = true;
+	x->origin->busy++;
 	u->active++;
 	return x;
 fail:

@@ -99,6 +99,7 @@ struct upstream_request {
 	int connect_timeout_ms;    /* > 0, e.g. 10000 */
 	int first_byte_timeout_ms; /* > 0 */
 	int idle_timeout_ms;       /* > 0 */
+	bool compressed;           /* offer gzip/deflate/br/zstd (Accept-Encoding) and decode */
 	/* Callbacks, all on the worker thread, never before upstream_start returned.
 	 *
 	 * on_response: once, when the final (non-1xx) response head is complete.

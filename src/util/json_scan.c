@@ -62,12 +62,15 @@ static size_t skip_value(const char *s, size_t n, size_t i)
 	return i;
 }
 
-/* Walk the top-level members; for each, call back with the name span and
- * value span.  Returns the offset of the closing '}', or n. */
-static size_t walk(const char *s, size_t n, const char *key, size_t klen, struct json_span *found, bool *hit,
-                   size_t *members)
+/* Walk the top-level members, noting the value span of each of keys[0..nkeys)
+ * (the last one when a name repeats).  Returns the offset of the closing
+ * '}', or n. */
+static size_t walk(const char *s, size_t n, const char *const *keys, const size_t *klens, size_t nkeys,
+                   struct json_span *spans, bool *found, size_t *members)
 {
 	*members = 0;
+	for (size_t k = 0; k < nkeys; k++)
+		found[k] = false;
 	size_t i = skip_ws(s, n, 0);
 	if (i >= n || s[i] != '{')
 		return n;
@@ -91,10 +94,12 @@ static size_t walk(const char *s, size_t n, const char *key, size_t klen, struct
 		if (i >= n)
 			return n;
 		(*members)++;
-		if (key && name_len == klen && memcmp(s + name, key, klen) == 0) {
-			found->off = v;
-			found->len = i - v;
-			*hit = true;
+		for (size_t k = 0; k < nkeys; k++) {
+			if (name_len == klens[k] && memcmp(s + name, keys[k], name_len) == 0) {
+				spans[k].off = v;
+				spans[k].len = i - v;
+				found[k] = true;
+			}
 		}
 		i = skip_ws(s, n, i);
 		if (i < n && s[i] == '}')
@@ -106,42 +111,55 @@ static size_t walk(const char *s, size_t n, const char *key, size_t klen, struct
 	return n;
 }
 
+#define SCAN_KEYS_MAX 8
+
+size_t json_scan_members(const char *s, size_t n, const char *const *keys, size_t nkeys, struct json_span *spans,
+                         bool *found, size_t *members)
+{
+	size_t klens[SCAN_KEYS_MAX] = { 0 }, m;
+	if (nkeys > SCAN_KEYS_MAX)
+		nkeys = SCAN_KEYS_MAX;
+	for (size_t k = 0; k < nkeys; k++)
+		klens[k] = strlen(keys[k]);
+	size_t end = walk(s, n, keys, klens, nkeys, spans, found, &m);
+	if (members)
+		*members = m;
+	if (end >= n) {
+		for (size_t k = 0; k < nkeys; k++)
+			found[k] = false;
+	}
+	return end;
+}
+
 bool json_scan_member(const char *s, size_t n, const char *key, struct json_span *out)
 {
-	bool hit = false;
-	struct json_span sp = { 0, 0 };
-	size_t members;
-	if (walk(s, n, key, strlen(key), &sp, &hit, &members) >= n)
-		return false;
-	if (hit)
-		*out = sp;
+	bool hit;
+	json_scan_members(s, n, &key, 1, out, &hit, NULL);
 	return hit;
 }
 
 size_t json_scan_object_end(const char *s, size_t n, size_t *members)
 {
-	bool hit = false;
-	struct json_span sp;
-	size_t m;
-	size_t end = walk(s, n, NULL, 0, &sp, &hit, &m);
-	if (members)
-		*members = m;
-	return end;
+	return json_scan_members(s, n, NULL, 0, NULL, NULL, members);
 }
 
 bool json_scan_int(const char *s, size_t n, const char *key, int64_t *out)
 {
 	struct json_span sp;
-	if (!json_scan_member(s, n, key, &sp) || sp.len == 0 || sp.len > 32)
+	return json_scan_member(s, n, key, &sp) && json_scan_count(s + sp.off, sp.len, out);
+}
+
+bool json_scan_count(const char *v, size_t len, int64_t *out)
+{
+	if (len == 0 || len > 32)
 		return false;
-	const char *v = s + sp.off;
 	size_t i = v[0] == '-' ? 1 : 0;
-	if (i == sp.len || v[i] < '0' || v[i] > '9')
+	if (i == len || v[i] < '0' || v[i] > '9')
 		return false;
 	size_t digits = 0;
-	while (i + digits < sp.len && v[i + digits] >= '0' && v[i + digits] <= '9')
+	while (i + digits < len && v[i + digits] >= '0' && v[i + digits] <= '9')
 		digits++;
-	if (i + digits == sp.len) { /* an integer */
+	if (i + digits == len) { /* an integer */
 		if (digits > 18)
 			return false;
 		int64_t x = 0;
@@ -151,8 +169,8 @@ bool json_scan_int(const char *s, size_t n, const char *key, int64_t *out)
 		return true;
 	}
 	char buf[40]; /* a real: fraction and/or exponent */
-	memcpy(buf, v, sp.len);
-	buf[sp.len] = '\0';
+	memcpy(buf, v, len);
+	buf[len] = '\0';
 	char *end;
 	double d = strtod(buf, &end);
 	if (*end || !(d >= 0 && d < 9e15))

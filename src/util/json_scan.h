@@ -29,6 +29,13 @@ struct json_span {
  * has no such member, or is cut short. */
 bool json_scan_member(const char *s, size_t n, const char *key, struct json_span *out);
 
+/* Several members in one pass: found[k] and spans[k] for keys[k] (at most
+ * 8 keys; the last of repeated names, as above).  Returns the offset of
+ * the object's closing '}', or n when s is not a complete object (then
+ * nothing is found); *members (may be NULL) as json_scan_object_end. */
+size_t json_scan_members(const char *s, size_t n, const char *const *keys, size_t nkeys, struct json_span *spans,
+                         bool *found, size_t *members);
+
 /* Offset of the top-level object's closing '}' in s[0..n), or n when s is
  * not a complete object; *members (may be NULL) gets the number of
  * members as written, duplicates included — a caller compares it with a
@@ -52,5 +59,7 @@ bool json_scan_check_object(const char *s, size_t n);
  * (cut to an integer), the way the proxy reads token counts; false for
  * anything else, the member missing included. */
 bool json_scan_int(const char *s, size_t n, const char *key, int64_t *out);
+/* The same for a value's own text v[0..len) (a span json_scan_members gave). */
+bool json_scan_count(const char *v, size_t len, int64_t *out);
 
 #endif

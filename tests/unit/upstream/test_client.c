@@ -170,6 +170,11 @@ static void srv_request(struct evhttp_request *req, void *arg)
 			evbuffer_add_buffer(b, body);
 		evhttp_add_header(out, "Content-Type", "text/plain");
 		evhttp_send_reply(req, 200, "OK", b);
+	} else if (strcmp(path, "/ae") == 0) { /* what the client offered */
+		const char *ae = evhttp_find_header(in, "Accept-Encoding");
+		evbuffer_add_printf(b, "ae=%s", ae ? ae : "none");
+		evhttp_add_header(out, "Content-Type", "text/plain");
+		evhttp_send_reply(req, 200, "OK", b);
 	} else if (strcmp(path, "/500") == 0) {
 		evhttp_add_header(out, "Content-Type", "application/json");
 		evhttp_add_header(out, "Retry-After", "7");
@@ -368,6 +373,8 @@ static void t_on_done(void *ud, enum upstream_result res, long status, const cha
 		event_base_loopexit(cbase, NULL);
 }
 
+static bool next_compressed; /* the next start_req asks for compression */
+
 static struct upstream_xfer *start_req(struct res *r, const char *method, const char *path, const void *body,
                                        size_t body_len, int first_byte_ms, int idle_ms)
 {
@@ -385,6 +392,7 @@ static struct upstream_xfer *start_req(struct res *r, const char *method, const 
 		.connect_timeout_ms = 2000,
 		.first_byte_timeout_ms = first_byte_ms,
 		.idle_timeout_ms = idle_ms,
+		.compressed = next_compressed,
 		.on_response = t_on_response,
 		.on_data = t_on_data,
 		.on_done = t_on_done,
@@ -527,6 +535,21 @@ Test(upstream, request_method_headers_body_arrive)
 	cr_assert_lt(MS(clock_mono_ns() - t0), 900);
 }
 
+Test(upstream, compression_only_when_asked)
+{
+	struct res plain = { 0 }, packed = { 0 };
+	cr_assert_not_null(start(&plain, "/ae", 2000, 2000));
+	next_compressed = true;
+	cr_assert_not_null(start(&packed, "/ae", 2000, 2000));
+	next_compressed = false;
+	run_loop(5000);
+	cr_assert(!loop_timed_out);
+	plain.body[plain.len] = '\0';
+	packed.body[packed.len] = '\0';
+	cr_assert_str_eq(plain.body, "ae=none");
+	cr_assert(strstr(packed.body, "gzip"), "%s", packed.body);
+}
+
 Test(upstream, sse_stream_arrives_chunk_by_chunk)
 {
 	/* ~400 ms of stream with a 100 ms idle limit: steady progress keeps a
@@ -633,6 +656,28 @@ Test(upstream, keepalive_reuses_one_connection)
 	}
 	cr_assert_eq(atomic_load(&S.conns), 1, "%d connections for 5 sequential requests",
 	             atomic_load(&S.conns));
+}
+
+/* A burst opens a connection per transfer (without curl's walk over busy
+ * ones: see struct origin); the next burst reuses every one of them. */
+Test(upstream, bursts_reuse_the_connections_they_opened)
+{
+	enum { N = 8 };
+	struct res a[N] = { 0 }, b[N] = { 0 };
+	for (int i = 0; i < N; i++)
+		cr_assert_not_null(start(&a[i], "/json", 2000, 2000));
+	run_loop(5000);
+	cr_assert(!loop_timed_out);
+	cr_assert_eq(atomic_load(&S.conns), N, "%d connections for %d at once", atomic_load(&S.conns), N);
+	for (int i = 0; i < N; i++)
+		cr_assert_not_null(start(&b[i], "/json", 2000, 2000));
+	run_loop(5000);
+	cr_assert(!loop_timed_out);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(b[i].result, UPSTREAM_OK, "request %d: %s", i, b[i].detail);
+		cr_assert(b[i].timing.reused, "request %d of the second burst opened a connection", i);
+	}
+	cr_assert_eq(atomic_load(&S.conns), N, "%d connections after the second burst", atomic_load(&S.conns));
 }
 
 Test(upstream, cancel_from_on_data_closes_the_connection)

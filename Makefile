@@ -12,7 +12,7 @@ VERSION    := 0.1.0
 GIT_REV    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BUILD      := build
 CC         ?= cc
-PKGS       := libevent libevent_pthreads jansson sqlite3 libsodium libcurl
+PKGS       := libevent libevent_pthreads jansson sqlite3 libsodium libcurl liblz4
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -40,13 +40,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-
 #include "gateway/logwriter.h"
 #include "store/store.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/packbuf.h"
 #include "util/utf8.h"
 
 #define DEFAULT_MAX_QUEUE 10000
@@ -167,8 +166,7 @@ void log_record_free(struct log_record *r)
 	record_strings(r, s);
 	for (int i = 0; i < NSTR; i++)
 		free(*s[i]);
-	if (r->response_pieces)
-		evbuffer_free(r->response_pieces);
+	packbuf_free(r->response_pieces);
 	free(r);
 }
 
@@ -184,7 +182,7 @@ static size_t record_bytes(struct log_record *r)
 			n += strlen(*s[i]) + 1;
 	}
 	if (r->response_pieces)
-		n += evbuffer_get_length(r->response_pieces) + 1;
+		n += packbuf_memory(r->response_pieces);
 	return n;
 }
 
@@ -267,12 +265,11 @@ static int insert_row(struct store *st, struct log_record *r, struct chunk_resul
 
 	if (r->response_pieces) { /* join the pieces, here in the writer */
 		if (!r->response_body) {
-			size_t n = evbuffer_get_length(r->response_pieces);
-			r->response_body = xmalloc(n + 1);
-			evbuffer_remove(r->response_pieces, r->response_body, n);
-			r->response_body[n] = '\0';
+			r->response_body = packbuf_join(r->response_pieces, NULL);
+			if (!r->response_body)
+				log_error(r->id, "logwriter: a kept response body did not decompress; logged without it");
 		}
-		evbuffer_free(r->response_pieces);
+		packbuf_free(r->response_pieces);
 		r->response_pieces = NULL;
 	}
 	p[0] = sv_textn(r->id, strnlen(r->id, LOGWRITER_ID_MAX));

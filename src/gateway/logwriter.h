@@ -62,7 +62,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct evbuffer;
+struct packbuf;
 
 #define LOGWRITER_ATTEMPTS 4 /* tries of one batch before it is dropped */
 
@@ -97,10 +97,11 @@ struct log_record {
 	char *attempts_json; /* owned: JSON array of upstream attempts (column "attempts") */
 	char *request_body;  /* owned: capped by the caller (see max_queue_bytes) */
 	char *response_body; /* owned: capped by the caller */
-	/* owned, instead of response_body: the body as the caller gathered it,
-	 * in pieces; the writer joins it.  A stream's body thus reaches the
-	 * log without a second copy in the worker at its end. */
-	struct evbuffer *response_pieces;
+	/* owned, instead of response_body: the body as the caller gathered it
+	 * (compressed blocks, see util/packbuf.h); the writer joins it.  A
+	 * stream's body thus reaches the log without a second copy in the
+	 * worker at its end, and waits in the queue compressed. */
+	struct packbuf *response_pieces;
 
 	/* Private to the writer: set by logwriter_submit. */
 	struct log_record *lw_next;

@@ -53,6 +53,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/json_scan.h"
+#include "util/packbuf.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -132,7 +133,7 @@ struct proxy {
 
 	/* results */
 	struct wire_usage usage;  /* what the provider reported, normalised */
-	struct evbuffer *capture; /* owned: the answer as sent, bounded */
+	struct packbuf *capture;  /* owned: the answer as sent, bounded (compressed blocks) */
 	const char *outcome;
 	char error[256];
 	int status;
@@ -150,9 +151,9 @@ static void on_client_close(struct http_req *r, void *arg);
 
 static void capture(struct proxy *p, const void *data, size_t n)
 {
-	size_t have = evbuffer_get_length(p->capture);
+	size_t have = packbuf_length(p->capture);
 	if (have < p->capture_max)
-		evbuffer_add(p->capture, data, n < p->capture_max - have ? n : p->capture_max - have);
+		packbuf_append(p->capture, data, n < p->capture_max - have ? n : p->capture_max - have);
 }
 
 /* The provider refused this key (401/403): mark it bad for every worker
@@ -963,8 +964,7 @@ static void free_proxy(struct proxy *p)
 	evbuffer_free(p->buf);
 	if (p->out)
 		evbuffer_free(p->out);
-	if (p->capture)
-		evbuffer_free(p->capture);
+	packbuf_free(p->capture);
 	json_decref(p->body);
 	json_decref(p->canon);
 	if (p->sdec)
@@ -1307,7 +1307,7 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 	p->capture_max = snap->settings.log_body_enabled ? (size_t)snap->settings.log_body_max_bytes : 0;
 	wire_usage_init(&p->usage);
 	p->buf = evbuffer_new();
-	p->capture = evbuffer_new();
+	p->capture = packbuf_new();
 	if (p->stream) { /* only streams need these */
 		p->out = evbuffer_new();
 		p->sse = sse_new(SSE_EVENT_MAX);

@@ -142,7 +142,7 @@ struct upstream_xfer {
  * this many per worker): a new handle costs allocations and buffers on
  * every request otherwise. */
 #define EASY_SPARE_MAX 64
-#define RECV_BUFFER_BYTES 4096 /* CURLOPT_BUFFERSIZE (curl's default: 16 KiB) */
+#define RECV_BUFFER_BYTES 2048 /* CURLOPT_BUFFERSIZE (curl's default: 16 KiB) */
 
 struct upstream {
 	struct event_base *base;             /* borrowed; outlives u */

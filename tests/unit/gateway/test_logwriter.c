@@ -35,6 +35,7 @@
 #define MINITEST_NO_CRITERION /* the TSan build: see minitest.h */
 #endif
 #include "logwriter_fixture.h"
+#include "util/packbuf.h"
 
 static void setup(void)
 {
@@ -213,6 +214,32 @@ Test(logwriter, every_column_round_trips)
 	cr_assert_str_eq(store_rows_text(rows, 0, "response_body"), ""); /* empty, not NULL */
 	store_rows_free(rows);
 	store_close(st);
+}
+
+/* A body handed over in compressed pieces is stored whole. */
+Test(logwriter, response_pieces_are_joined)
+{
+	struct logwriter *w = start(0, 0, 10);
+	struct log_record *r = log_record_new();
+	snprintf(r->id, sizeof(r->id), "req-pieces");
+	r->created_at = 1;
+	r->response_pieces = packbuf_new();
+	char *want = malloc(20000);
+	size_t n = 0;
+	while (n < 19000)
+		n += (size_t)snprintf(want + n, 20000 - n, "data: {\"n\":%zu}\n\n", n);
+	for (size_t off = 0; off < n; off += 333)
+		packbuf_append(r->response_pieces, want + off, off + 333 <= n ? 333 : n - off);
+	cr_assert(logwriter_submit(w, r));
+	struct logwriter_stats fin;
+	logwriter_stop(w, 5000, &fin);
+	cr_assert_eq(fin.written, 1);
+	struct store *st = open_ok(0);
+	struct store_rows *rows = row(st, "req-pieces");
+	cr_assert_str_eq(store_rows_text(rows, 0, "response_body"), want);
+	store_rows_free(rows);
+	store_close(st);
+	free(want);
 }
 
 Test(logwriter, unknowns_are_null)

@@ -474,7 +474,8 @@ static int on_sse_event(const struct sse_event *ev, void *arg)
 	 * that object: most chunks say "usage":null or nothing, and a full
 	 * parse per event would be the proxy's dearest per-event work. */
 	struct json_span us, cs;
-	if (json_scan_member(ev->data, ev->data_len, "usage", &us) && ev->data[us.off] == '{') {
+	if (memmem(ev->data, ev->data_len, "\"usage\"", 7) && /* most chunks: no need to walk */
+	    json_scan_member(ev->data, ev->data_len, "usage", &us) && ev->data[us.off] == '{') {
 		struct wire_usage u;
 		bool usage = wire_canon_usage_text(ev->data + us.off, us.len, &u);
 		wire_usage_merge(&p->usage, &u);

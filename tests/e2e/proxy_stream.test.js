@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { createRow, login, stopClean, waitForModels } from '../lib/admin.js';
-import { chatChunk, openaiHandler, sleep, sqlRows, startFakeUpstream, startFusion, waitFor } from '../lib/harness.js';
+import { chatChunk, openaiHandler, rawExchange, sleep, sqlRows, startFakeUpstream, startFusion, waitFor } from '../lib/harness.js';
 
 const ADMIN_PASSWORD = 'proxy-stream-admin-password';
 
@@ -85,6 +85,40 @@ describe('proxy: streams cut short', () => {
     const r = await client.chat.completions.create({ model: 'ok', messages });
     assert.equal(r.choices[0].message.content, 'Hello from S');
   }
+
+  // Fusion frames the chunks of a stream itself: every chunk's size line
+  // must match its bytes (HTTP/1.1), and an HTTP/1.0 client gets the
+  // events unframed, ended by the close.
+  test('stream bytes on the wire: chunk framing over HTTP/1.1, none over HTTP/1.0', async () => {
+    const body = JSON.stringify({ model: 'ok', messages, stream: true });
+    const req = (v) => `POST /v1/chat/completions HTTP/${v}\r\nHost: x\r\nAuthorization: Bearer ${clientKey}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+    const r11 = await rawExchange(f.port, req('1.1'));
+    const head = r11.data.indexOf('\r\n\r\n');
+    assert.match(r11.data.slice(0, head), /transfer-encoding: chunked/i);
+    let rest = r11.data.slice(head + 4);
+    let joined = '';
+    for (;;) {
+      const eol = rest.indexOf('\r\n');
+      assert.ok(eol > 0, `a chunk size line: ${JSON.stringify(rest.slice(0, 40))}`);
+      const size = parseInt(rest.slice(0, eol), 16);
+      assert.ok(/^[0-9a-f]+$/.test(rest.slice(0, eol)) && size >= 0);
+      if (size === 0) { assert.equal(rest.slice(eol), '\r\n\r\n'); break; }
+      joined += rest.slice(eol + 2, eol + 2 + size);
+      assert.equal(rest.slice(eol + 2 + size, eol + 4 + size), '\r\n', 'a chunk ends where its size says');
+      rest = rest.slice(eol + 4 + size);
+    }
+    const events = sseData(joined);
+    assert.equal(events.at(-1), '[DONE]');
+    assert.equal(events.slice(0, -1).map((e) => JSON.parse(e).choices[0]?.delta?.content ?? '').join(''), 'Hello from S');
+
+    const r10 = await rawExchange(f.port, req('1.0'));
+    const head10 = r10.data.indexOf('\r\n\r\n');
+    assert.doesNotMatch(r10.data.slice(0, head10), /transfer-encoding/i);
+    const events10 = sseData(r10.data.slice(head10 + 4));
+    assert.equal(events10.at(-1), '[DONE]');
+    assert.equal(events10.slice(0, -1).map((e) => JSON.parse(e).choices[0]?.delta?.content ?? '').join(''), 'Hello from S');
+  });
 
   test('client leaves mid-stream (SDK: break + abort) → the provider sees its request closed within 1 s', async () => {
     const stream = await client.chat.completions.create({ model: 'slow', messages, stream: true }, { headers: { 'X-Request-Id': 'disc-sdk-1' } });

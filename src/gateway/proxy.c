@@ -230,19 +230,20 @@ static void record_attempt(struct proxy *p, long status, const char *error)
 {
 	int64_t ms = (int64_t)((clock_mono_ns() - p->attempt_start_ns) / 1000000u);
 	struct evbuffer *b = p->attempts_log;
+	char num[64];
 	if (!b)
 		b = p->attempts_log = evbuffer_new();
 	else
 		evbuffer_add(b, ",", 1);
-	evbuffer_add_printf(b, "{\"provider_id\":%" PRId64 ",\"provider\":", p->tgt->provider->id);
+	evbuffer_add(b, num, (size_t)snprintf(num, sizeof(num), "{\"provider_id\":%" PRId64, p->tgt->provider->id));
+	evbuffer_add(b, ",\"provider\":", 12);
 	json_quote(b, p->tgt->provider->name);
 	evbuffer_add(b, ",\"provider_model\":", 18);
 	json_quote(b, p->tgt->provider_model);
-	evbuffer_add_printf(b, ",\"latency_ms\":%" PRId64 ",\"status\":", ms);
 	if (status)
-		evbuffer_add_printf(b, "%ld", status);
+		evbuffer_add(b, num, (size_t)snprintf(num, sizeof(num), ",\"latency_ms\":%" PRId64 ",\"status\":%ld", ms, status));
 	else
-		evbuffer_add(b, "null", 4);
+		evbuffer_add(b, num, (size_t)snprintf(num, sizeof(num), ",\"latency_ms\":%" PRId64 ",\"status\":null", ms));
 	evbuffer_add(b, ",\"error\":", 9);
 	if (error)
 		json_quote(b, error);

@@ -20,7 +20,7 @@ struct settings {
 	int64_t log_body_max_bytes; /* per body */
 	int64_t log_retention_days;
 	int64_t health_check_interval_seconds;
-	int64_t max_attempts; /* upstream attempts per request, failover included */
+	int64_t max_attempts;       /* upstream attempts per request, failover included */
 	int64_t default_max_tokens; /* sent to a provider that requires max_tokens (Anthropic)
 	                               when the client gave none */
 };

@@ -267,7 +267,9 @@ static int insert_row(struct store *st, struct log_record *r, struct chunk_resul
 		if (!r->response_body) {
 			r->response_body = packbuf_join(r->response_pieces, NULL);
 			if (!r->response_body)
-				log_error(r->id, "logwriter: a kept response body did not decompress; logged without it");
+				log_error(
+				    r->id,
+				    "logwriter: a kept response body did not decompress; logged without it");
 		}
 		packbuf_free(r->response_pieces);
 		r->response_pieces = NULL;

@@ -132,8 +132,8 @@ struct proxy {
 	uint64_t last_write_ns, first_token_ns;
 
 	/* results */
-	struct wire_usage usage;  /* what the provider reported, normalised */
-	struct packbuf *capture;  /* owned: the answer as sent, bounded (compressed blocks) */
+	struct wire_usage usage; /* what the provider reported, normalised */
+	struct packbuf *capture; /* owned: the answer as sent, bounded (compressed blocks) */
 	const char *outcome;
 	char error[256];
 	int status;
@@ -235,15 +235,20 @@ static void record_attempt(struct proxy *p, long status, const char *error)
 		b = p->attempts_log = evbuffer_new();
 	else
 		evbuffer_add(b, ",", 1);
-	evbuffer_add(b, num, (size_t)snprintf(num, sizeof(num), "{\"provider_id\":%" PRId64, p->tgt->provider->id));
+	evbuffer_add(b, num,
+	             (size_t)snprintf(num, sizeof(num), "{\"provider_id\":%" PRId64, p->tgt->provider->id));
 	evbuffer_add(b, ",\"provider\":", 12);
 	json_quote(b, p->tgt->provider->name);
 	evbuffer_add(b, ",\"provider_model\":", 18);
 	json_quote(b, p->tgt->provider_model);
 	if (status)
-		evbuffer_add(b, num, (size_t)snprintf(num, sizeof(num), ",\"latency_ms\":%" PRId64 ",\"status\":%ld", ms, status));
+		evbuffer_add(b, num,
+		             (size_t)snprintf(num, sizeof(num), ",\"latency_ms\":%" PRId64 ",\"status\":%ld",
+		                              ms, status));
 	else
-		evbuffer_add(b, num, (size_t)snprintf(num, sizeof(num), ",\"latency_ms\":%" PRId64 ",\"status\":null", ms));
+		evbuffer_add(
+		    b, num,
+		    (size_t)snprintf(num, sizeof(num), ",\"latency_ms\":%" PRId64 ",\"status\":null", ms));
 	evbuffer_add(b, ",\"error\":", 9);
 	if (error)
 		json_quote(b, error);
@@ -549,8 +554,9 @@ static void reply_translated(struct proxy *p)
 	const char *body = (const char *)evbuffer_pullup(p->buf, -1);
 	int status = (int)p->up_status;
 	json_t *out = NULL;
+	struct wire_error e;
+	struct wire_opts o = { .model = p->model, .prompt_estimate = -1 };
 	if (status < 200 || status >= 300) {
-		struct wire_error e;
 		wire_formats[p->pfmt]->decode_error(status, body ? body : "", n, &e);
 		e.status = status;
 		out = wire_formats[p->cfmt]->encode_error(&e);
@@ -567,7 +573,6 @@ static void reply_translated(struct proxy *p)
 			return;
 		}
 		take_usage(p, json_object_get(canon, "usage"));
-		struct wire_opts o = { .model = p->model, .prompt_estimate = -1 };
 		out = wire_formats[p->cfmt]->encode_response(canon, &o);
 		json_decref(canon);
 	}
@@ -1076,9 +1081,7 @@ static const struct snap_client_key *client_key(struct http_req *r, const struct
 	char token[TOKEN_BUF + 8] = "";
 	if (v && strncasecmp(v, "Bearer ", 7) == 0)
 		snprintf(token, sizeof(token), "%s", v + 7 + strspn(v + 7, " "));
-	else if ((v = http_req_header(r, "x-api-key")))
-		snprintf(token, sizeof(token), "%s", v);
-	else if ((v = http_req_header(r, "x-goog-api-key")))
+	else if ((v = http_req_header(r, "x-api-key")) || (v = http_req_header(r, "x-goog-api-key")))
 		snprintf(token, sizeof(token), "%s", v);
 	else if (r->query)
 		(void)query_param(r->query, "key", token, sizeof(token));
@@ -1196,7 +1199,8 @@ static bool doc_fields(struct http_req *r, json_t *body, enum kind kind, enum wi
 		if (json_is_string(jm))
 			snprintf(q->model, sizeof(q->model), "%s", json_string_value(jm));
 		if (!json_is_string(jm) || json_string_length(jm) == 0 || json_string_length(jm) > 256) {
-			reject(r, cfmt, ck, NULL, 400, "invalid_request", "model: required, a non-empty string");
+			reject(r, cfmt, ck, NULL, 400, "invalid_request",
+			       "model: required, a non-empty string");
 			json_decref(body);
 			return false;
 		}
@@ -1331,8 +1335,8 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 		/* Splice only when every name is written plainly and once, so the
 		 * "model" found in the bytes is the one jansson read (the quick
 		 * path made sure of that already). */
-		p->splice = cfmt != WIRE_GEMINI && has_model &&
-		            (body ? members == json_object_size(body) : true);
+		p->splice =
+		    cfmt != WIRE_GEMINI && has_model && (body ? members == json_object_size(body) : true);
 		/* A rough count for a client stream that must name prompt tokens
 		 * before the provider has (Anthropic's message_start). */
 		p->prompt_estimate = (int64_t)(n / 4);

@@ -78,8 +78,9 @@ static json_t *jstrn(const char *s, size_t n)
 	for (size_t i = 0; i < n;) {
 		size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
 		if (k == 0) {
-			memcpy(fix + o, "\xEF\xBF\xBD", 3);
-			o += 3;
+			fix[o++] = '\xEF'; /* U+FFFD */
+			fix[o++] = '\xBF';
+			fix[o++] = '\xBD';
 			i++;
 		} else {
 			memcpy(fix + o, s + i, k);
@@ -132,14 +133,17 @@ struct strb {
 
 static void strb_add(struct strb *b, const char *s, size_t n)
 {
-	if (b->n + n + 1 > b->cap) {
+	if (!s)
+		n = 0;
+	if (!b->p || b->n + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 64;
 		while (cap < b->n + n + 1)
 			cap *= 2;
 		b->p = xrealloc(b->p, cap);
 		b->cap = cap;
 	}
-	memcpy(b->p + b->n, s, n);
+	if (n && s)
+		memcpy(b->p + b->n, s, n);
 	b->n += n;
 	b->p[b->n] = '\0';
 }
@@ -336,9 +340,10 @@ static const char *find_tool_name(const json_t *msgs, const char *id)
 			continue;
 		size_t i;
 		const json_t *tc;
-		json_array_foreach (json_object_get(m, "tool_calls"), i, tc)
+		json_array_foreach (json_object_get(m, "tool_calls"), i, tc) {
 			if (str_eq(wire_str(tc, "id"), id))
 				return wire_str(json_object_get(tc, "function"), "name");
+		}
 		return NULL;
 	}
 	return NULL;
@@ -912,8 +917,9 @@ static int enc_assistant(const json_t *m, size_t mi, json_t *turns, struct wire_
 		                                        anth_tool_id(id), "name", name, "input", input));
 	}
 	json_t *blk;
-	json_array_foreach (blocks, i, blk)
+	json_array_foreach (blocks, i, blk) {
 		turn_add(turns, "assistant", json_incref(blk));
+	}
 	json_decref(blocks);
 	return 0;
 fail:
@@ -996,8 +1002,9 @@ static int enc_messages(const json_t *canon, json_t *req, struct wire_err *err)
 			rc = enc_content(json_object_get(m, "content"), where, true, blocks, err);
 			size_t k;
 			const json_t *b;
-			json_array_foreach (blocks, k, b)
+			json_array_foreach (blocks, k, b) {
 				turn_add(turns, "user", json_incref((json_t *)b));
+			}
 			json_decref(blocks);
 		} else if (strcmp(role, "assistant") == 0) {
 			rc = enc_assistant(m, i, turns, err);
@@ -1344,8 +1351,8 @@ static json_t *anth_decode_response(const json_t *body, struct wire_err *err)
 		json_object_set_new(c, "usage",
 		                    json_pack("{s:I, s:I, s:I, s:{s:I}}", "prompt_tokens", (json_int_t)p,
 		                              "completion_tokens", (json_int_t)o, "total_tokens",
-		                              (json_int_t)(p + o), "prompt_tokens_details", "cached_tokens",
-		                              (json_int_t)(u.cached > 0 ? u.cached : 0)));
+		                              (json_int_t)p + (json_int_t)o, "prompt_tokens_details",
+		                              "cached_tokens", (json_int_t)(u.cached > 0 ? u.cached : 0)));
 	}
 	free(text.p);
 	json_decref(calls);

@@ -164,8 +164,9 @@ static json_t *jstr(const char *s, size_t n)
 	for (size_t i = 0; i < n;) {
 		size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
 		if (k == 0) {
-			memcpy(buf + o, "\xEF\xBF\xBD", 3);
-			o += 3;
+			buf[o++] = '\xEF'; /* U+FFFD */
+			buf[o++] = '\xBF';
+			buf[o++] = '\xBD';
 			i++;
 		} else {
 			memcpy(buf + o, s + i, k);
@@ -1527,7 +1528,7 @@ static int sdec_tool_delta(struct wire_sdec *d, const json_t *tc, int64_t pidx, 
 			wire_random_id(gen, sizeof(gen), "call_");
 			id = gen;
 		}
-		if (d->ntools == d->cap) {
+		if (d->ntools == d->cap || !d->tools) {
 			d->cap = d->cap ? d->cap * 2 : 4;
 			d->tools = xrealloc(d->tools, d->cap * sizeof(*d->tools));
 		}

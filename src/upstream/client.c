@@ -100,11 +100,11 @@ enum xfer_phase {
  * not yet seen answering in HTTP/1.1, is left to curl.
  */
 struct origin {
-	struct origin *next;  /* in u->origins */
-	size_t open;          /* sockets open to it (CURLOPT_OPENSOCKETFUNCTION .. CLOSESOCKET) */
-	size_t busy;          /* transfers in curl that may hold one of them */
-	bool h1_seen;         /* a transfer completed over HTTP/1.x */
-	bool multiplexed;     /* a transfer completed over HTTP/2 or later */
+	struct origin *next; /* in u->origins */
+	size_t open;         /* sockets open to it (CURLOPT_OPENSOCKETFUNCTION .. CLOSESOCKET) */
+	size_t busy;         /* transfers in curl that may hold one of them */
+	bool h1_seen;        /* a transfer completed over HTTP/1.x */
+	bool multiplexed;    /* a transfer completed over HTTP/2 or later */
 	bool https;
 	char key[];
 };

@@ -113,8 +113,8 @@ static size_t walk(const char *s, size_t n, const char *const *keys, const size_
 
 #define SCAN_KEYS_MAX 8
 
-size_t json_scan_members(const char *s, size_t n, const char *const *keys, size_t nkeys, struct json_span *spans,
-                         bool *found, size_t *members)
+size_t json_scan_members(const char *s, size_t n, const char *const *keys, size_t nkeys,
+                         struct json_span *spans, bool *found, size_t *members)
 {
 	size_t klens[SCAN_KEYS_MAX] = { 0 }, m;
 	if (nkeys > SCAN_KEYS_MAX)
@@ -247,8 +247,8 @@ static bool check_string(struct check *c, bool *escaped)
 		if (i + 1 >= n)
 			return false;
 		ch = s[i + 1];
-		if (ch == '"' || ch == '\\' || ch == '/' || ch == 'b' || ch == 'f' || ch == 'n' || ch == 'r' ||
-		    ch == 't') {
+		if (ch == '"' || ch == '\\' || ch == '/' || ch == 'b' || ch == 'f' || ch == 'n' ||
+		    ch == 'r' || ch == 't') {
 			i += 2;
 			continue;
 		}
@@ -259,7 +259,7 @@ static bool check_string(struct check *c, bool *escaped)
 			return false;
 		i += 6;
 		if (u >= 0xDC00 && u <= 0xDFFF)
-			return false; /* a lone low surrogate */
+			return false;             /* a lone low surrogate */
 		if (u >= 0xD800 && u <= 0xDBFF) { /* must pair with a low one */
 			if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u')
 				return false;

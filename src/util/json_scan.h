@@ -33,8 +33,8 @@ bool json_scan_member(const char *s, size_t n, const char *key, struct json_span
  * 8 keys; the last of repeated names, as above).  Returns the offset of
  * the object's closing '}', or n when s is not a complete object (then
  * nothing is found); *members (may be NULL) as json_scan_object_end. */
-size_t json_scan_members(const char *s, size_t n, const char *const *keys, size_t nkeys, struct json_span *spans,
-                         bool *found, size_t *members);
+size_t json_scan_members(const char *s, size_t n, const char *const *keys, size_t nkeys,
+                         struct json_span *spans, bool *found, size_t *members);
 
 /* Offset of the top-level object's closing '}' in s[0..n), or n when s is
  * not a complete object; *members (may be NULL) gets the number of

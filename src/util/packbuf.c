@@ -24,8 +24,8 @@ struct packbuf {
 	struct block *head, *tail; /* sealed blocks */
 	unsigned char *open;       /* the block being filled (plain) */
 	size_t open_len, open_size;
-	size_t length;  /* every byte appended */
-	size_t memory;  /* sealed blocks' stored bytes and headers */
+	size_t length; /* every byte appended */
+	size_t memory; /* sealed blocks' stored bytes and headers */
 };
 
 struct packbuf *packbuf_new(void)

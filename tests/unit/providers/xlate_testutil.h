@@ -89,8 +89,8 @@ struct xlate_pair {
 static inline int xlate_pair_on_sse(const struct sse_event *ev, void *arg)
 {
 	struct xlate_pair *x = arg;
-	int rc = x->from->sdec_event(x->run.d, ev->event, ev->event_len, ev->data, ev->data_len,
-	                             xlate_on_cev, &x->run);
+	int rc = x->from->sdec_event(x->run.d, ev->event, ev->event_len, ev->data, ev->data_len, xlate_on_cev,
+	                             &x->run);
 	if (rc < 0)
 		x->run.rc = rc;
 	return 0;
@@ -211,8 +211,8 @@ static inline void xlate_trace_usage(struct evbuffer *b, const struct wire_usage
 static inline int xlate_trace_cev(const struct cev *ev, void *arg)
 {
 	struct evbuffer *b = arg;
-	static const char *const names[] = { "START",      "TEXT",      "THINKING", "SIGNATURE", "TOOL_START",
-		                             "TOOL_ARGS", "USAGE",     "FINISH",   "ERROR",     "END" };
+	static const char *const names[] = { "START",     "TEXT",  "THINKING", "SIGNATURE", "TOOL_START",
+		                             "TOOL_ARGS", "USAGE", "FINISH",   "ERROR",     "END" };
 	evbuffer_add_printf(b, "%s", names[ev->type]);
 	switch (ev->type) {
 	case CEV_START:
@@ -241,7 +241,9 @@ static inline int xlate_trace_cev(const struct cev *ev, void *arg)
 		evbuffer_add_printf(b, " %d ", ev->index);
 		xlate_trace_str(b, ev->text, ev->len);
 		break;
-	case CEV_USAGE: xlate_trace_usage(b, &ev->usage); break;
+	case CEV_USAGE:
+		xlate_trace_usage(b, &ev->usage);
+		break;
 	case CEV_FINISH:
 		evbuffer_add_printf(b, " %s", ev->finish ? ev->finish : "(null)");
 		if (ev->text) {
@@ -251,9 +253,11 @@ static inline int xlate_trace_cev(const struct cev *ev, void *arg)
 		break;
 	case CEV_ERROR:
 		if (ev->error)
-			evbuffer_add_printf(b, " %d %s %s", ev->error->status, ev->error->type, ev->error->message);
+			evbuffer_add_printf(b, " %d %s %s", ev->error->status, ev->error->type,
+			                    ev->error->message);
 		break;
-	case CEV_END: break;
+	case CEV_END:
+		break;
 	}
 	evbuffer_add(b, "\n", 1);
 	return 0;

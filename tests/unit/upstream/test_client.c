@@ -677,7 +677,8 @@ Test(upstream, bursts_reuse_the_connections_they_opened)
 		cr_assert_eq(b[i].result, UPSTREAM_OK, "request %d: %s", i, b[i].detail);
 		cr_assert(b[i].timing.reused, "request %d of the second burst opened a connection", i);
 	}
-	cr_assert_eq(atomic_load(&S.conns), N, "%d connections after the second burst", atomic_load(&S.conns));
+	cr_assert_eq(atomic_load(&S.conns), N, "%d connections after the second burst",
+	             atomic_load(&S.conns));
 }
 
 Test(upstream, cancel_from_on_data_closes_the_connection)

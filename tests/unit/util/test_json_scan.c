@@ -131,9 +131,12 @@ Test(json_check, sure_of_ordinary_requests)
 	const char *docs[] = {
 		"{}",
 		" {\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]} ",
-		"{\"a\":-0,\"b\":0.5,\"c\":123456789012345678,\"d\":[true,false,null,{},[]],\"e\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
-		"{\"emoji\":\"\\ud83d\\ude00 caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\",\"n\":{\"x\":{\"x\":{\"x\":1}}}}",
-		"{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+		"{\"a\":-0,\"b\":0.5,\"c\":123456789012345678,\"d\":[true,false,null,{},[]],\"e\":"
+		"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+		"{\"emoji\":\"\\ud83d\\ude00 caf\xc3\xa9 \xe2\x82\xac "
+		"\xf0\x9f\x98\x80\",\"n\":{\"x\":{\"x\":{\"x\":1}}}}",
+		"{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":"
+		"\"object\","
 		"\"properties\":{\"a\":{\"type\":\"string\"}},\"required\":[\"a\"]}}}],\"temperature\":0.7}",
 	};
 	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
@@ -155,23 +158,23 @@ Test(json_check, unsure_of_what_jansson_refuses_or_words)
 		"{\"a\":1.}",
 		"{\"a\":.5}",
 		"{\"a\":-}",
-		"{\"a\":1e5}",                     /* exponents are left to jansson */
-		"{\"a\":1234567890123456789}",     /* may not fit */
+		"{\"a\":1e5}",                 /* exponents are left to jansson */
+		"{\"a\":1234567890123456789}", /* may not fit */
 		"{\"a\":tru}",
 		"{\"a\":nul}",
 		"{\"a\":\"\\x\"}",
 		"{\"a\":\"\\u12\"}",
 		"{\"a\":\"\\u0000\"}",
-		"{\"a\":\"\\udc00\"}",             /* lone low surrogate */
-		"{\"a\":\"\\ud83d\"}",             /* lone high surrogate */
-		"{\"a\":\"\\ud83d\\u0041\"}",      /* high followed by a non-surrogate */
-		"{\"a\":\"tab\there\"}",           /* raw control character */
-		"{\"a\":\"\xc3\"}",                /* cut UTF-8 */
-		"{\"a\":\"\xc0\xaf\"}",            /* overlong */
-		"{\"a\":\"\xed\xa0\x80\"}",        /* UTF-16 surrogate as UTF-8 */
-		"{\"a\":1,\"a\":2}",               /* duplicate */
-		"{\"x\":{\"a\":1,\"a\":2}}",       /* nested duplicate */
-		"{\"\\u0061\":1}",                 /* escaped name */
+		"{\"a\":\"\\udc00\"}",        /* lone low surrogate */
+		"{\"a\":\"\\ud83d\"}",        /* lone high surrogate */
+		"{\"a\":\"\\ud83d\\u0041\"}", /* high followed by a non-surrogate */
+		"{\"a\":\"tab\there\"}",      /* raw control character */
+		"{\"a\":\"\xc3\"}",           /* cut UTF-8 */
+		"{\"a\":\"\xc0\xaf\"}",       /* overlong */
+		"{\"a\":\"\xed\xa0\x80\"}",   /* UTF-16 surrogate as UTF-8 */
+		"{\"a\":1,\"a\":2}",          /* duplicate */
+		"{\"x\":{\"a\":1,\"a\":2}}",  /* nested duplicate */
+		"{\"\\u0061\":1}",            /* escaped name */
 		"{\"a\" 1}",
 		"{a:1}",
 		"{\"a\":[1 2]}",
@@ -199,9 +202,10 @@ Test(json_check, unsure_of_what_jansson_refuses_or_words)
  * quick check is never sure of a document jansson refuses. */
 Test(json_check, mutations_agree_with_jansson)
 {
-	const char *base = "{\"model\":\"gpt\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
-	                   "\"messages\":[{\"role\":\"user\",\"content\":\"h\\u00e9 \\ud83d\\ude00 \xc3\xa9\"}],"
-	                   "\"max_tokens\":32,\"temperature\":0.25,\"stop\":null,\"n\":[1,2]}";
+	const char *base =
+	    "{\"model\":\"gpt\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+	    "\"messages\":[{\"role\":\"user\",\"content\":\"h\\u00e9 \\ud83d\\ude00 \xc3\xa9\"}],"
+	    "\"max_tokens\":32,\"temperature\":0.25,\"stop\":null,\"n\":[1,2]}";
 	size_t n = strlen(base);
 	char *buf = malloc(n);
 	static const char subst[] = "{}[]\",:\\0123456789.-eE+ tfnulrsa\x80\xc3\xff\t\n";

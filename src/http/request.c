@@ -223,6 +223,10 @@ void http_stream_write(struct http_req *r, struct evbuffer *buf)
 	if (n == 0)
 		return;
 	struct evhttp_request *ev = r->ev;
+	if (!evhttp_request_get_connection(ev)) { /* the client is gone: nothing to send */
+		evbuffer_drain(buf, n);
+		return;
+	}
 	if (!ev->chunked) { /* HTTP/1.0: the bytes as they are */
 		evhttp_send_reply_chunk_with_cb(ev, buf, on_chunk_drained, r);
 		return;

@@ -11,6 +11,7 @@
 #include <event2/thread.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +30,11 @@
 
 #include "version.h"
 
-#define TRIM_EVERY_S 5                          /* see the signal wait in main() */
-#define TRIM_FREE_BYTES ((size_t)32 * 1024 * 1024) /* free heap worth returning */
+/* Returning free heap after bursts: see the signal wait in main(). */
+#define TRIM_EVERY_S 5
+#define TRIM_QUIET_CHECKS 3       /* 15 s ... */
+#define TRIM_QUIET_CONNECTIONS 16 /* ... with at most this many client connections */
+#define TRIM_FREE_BYTES ((size_t)32 * 1024 * 1024)
 
 extern char **environ;
 
@@ -146,15 +150,21 @@ int main(int argc, char **argv)
 
 	/* While waiting for the signal, give memory back after bursts: the
 	 * allocator keeps what thousands of finished streams freed (over
-	 * 100 MB after 4096 at once), so every few seconds, if that much sits
-	 * free, it is returned to the system.  Under steady load little is
-	 * free and nothing is done. */
-	int sig = -1;
+	 * 100 MB after 4096 at once).  Only once the server has been quiet
+	 * for a while (few connections open at TRIM_QUIET_CHECKS checks in a
+	 * row): trimming between bursts would make the next one fault all
+	 * those pages in again. */
+	int sig = -1, quiet = 0;
 	while (sig < 0) {
 		struct timespec wait = { .tv_sec = TRIM_EVERY_S, .tv_nsec = 0 };
 		sig = sigtimedwait(&sigs, NULL, &wait);
-		if (sig < 0 && mallinfo2().fordblks > TRIM_FREE_BYTES)
+		if (sig >= 0)
+			break;
+		quiet = atomic_load(&srv.open_connections) <= TRIM_QUIET_CONNECTIONS ? quiet + 1 : 0;
+		if (quiet >= TRIM_QUIET_CHECKS && mallinfo2().fordblks > TRIM_FREE_BYTES) {
 			malloc_trim(0);
+			quiet = 0;
+		}
 	}
 	log_info(NULL, "received %s: finishing in-flight requests (up to %d ms)",
 	         sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.shutdown_timeout_ms);

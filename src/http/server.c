@@ -36,7 +36,8 @@
 #include "util/log.h"
 
 #define DRAIN_POLL_MS 20
-#define LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
+#define LISTEN_BACKLOG 4096                    /* the kernel caps it at net.core.somaxconn */
+#define WORKER_HEAP_RESERVE ((size_t)48 << 20) /* see alloc_reserve_thread_heap */
 
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
@@ -90,14 +91,10 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	if (w->bound) {
 		evhttp_del_accept_socket(w->http, w->bound); /* frees the listener; fd stays open */
 		w->bound = NULL;
-		/* The last worker to stop accepting closes the socket, so new
-		 * connections are refused at once instead of waiting unseen in
-		 * the backlog. */
-		if (atomic_fetch_sub(&w->srv->listeners, 1) == 1) {
-			int lfd = atomic_exchange(&w->srv->listen_fd, -1);
-			if (lfd >= 0)
-				close(lfd);
-		}
+		/* Closed at once, so new connections are refused instead of
+		 * waiting unseen in the backlog. */
+		close(w->listen_fd);
+		w->listen_fd = -1;
 	}
 	w->drain_deadline_ns = clock_mono_ns() + (uint64_t)w->srv->cfg->shutdown_timeout_ms * 1000000u;
 	drain_check(-1, 0, w);
@@ -106,6 +103,13 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 /* Free what worker_init made; safe on a partly made worker. */
 static void worker_free(struct worker *w)
 {
+	if (w->listen_fd >= 0) { /* a worker that never accepted */
+		if (w->bound)
+			evhttp_del_accept_socket(w->http, w->bound);
+		w->bound = NULL;
+		close(w->listen_fd);
+		w->listen_fd = -1;
+	}
 	if (w->http)
 		evhttp_free(w->http); /* closes every connection, frees guards */
 	/* Requests a handler still held past the shutdown bound. */
@@ -142,10 +146,13 @@ static void worker_free(struct worker *w)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	alloc_reserve_thread_heap(WORKER_HEAP_RESERVE);
 	event_base_dispatch(w->base);
 	worker_free(w);
 	return NULL;
 }
+
+static int open_listener(struct server *srv, int port, int *fd_out, char *err, size_t errlen);
 
 static int worker_init(struct server *srv, struct worker *w, int index, char *err, size_t errlen)
 {
@@ -183,8 +190,13 @@ static int worker_init(struct server *srv, struct worker *w, int index, char *er
 	evhttp_set_bevcb(w->http, make_bev, w);
 	evhttp_set_gencb(w->http, on_request, w);
 
-	struct evconnlistener *l = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_EXEC, 0,
-	                                              (evutil_socket_t)atomic_load(&srv->listen_fd));
+	/* Worker 0 takes the socket server_start bound (its port may have
+	 * been chosen by the kernel); the others bind their own to that port. */
+	w->listen_fd = index == 0 ? atomic_exchange(&srv->listen_fd, -1) : -1;
+	if (w->listen_fd < 0 && open_listener(srv, srv->port, &w->listen_fd, err, errlen) != 0)
+		return -1;
+	struct evconnlistener *l =
+	    evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_EXEC, 0, (evutil_socket_t)w->listen_fd);
 	if (!l) {
 		snprintf(err, errlen, "cannot watch the listening socket");
 		return -1;
@@ -220,7 +232,9 @@ static int worker_init(struct server *srv, struct worker *w, int index, char *er
 	return 0;
 }
 
-static int bind_listener(struct server *srv, char *err, size_t errlen)
+/* A listening socket on the configured address and `port` (0: any), with
+ * SO_REUSEPORT so that every worker can have one; *fd_out gets it. */
+static int open_listener(struct server *srv, int port, int *fd_out, char *err, size_t errlen)
 {
 	const struct config *cfg = srv->cfg;
 	struct sockaddr_storage ss;
@@ -230,13 +244,13 @@ static int bind_listener(struct server *srv, char *err, size_t errlen)
 	if (family == AF_INET6) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)cfg->port);
+		a->sin6_port = htons((uint16_t)port);
 		evutil_inet_pton(AF_INET6, cfg->listen_addr, &a->sin6_addr);
 		slen = sizeof(*a);
 	} else {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)cfg->port);
+		a->sin_port = htons((uint16_t)port);
 		evutil_inet_pton(AF_INET, cfg->listen_addr, &a->sin_addr);
 		slen = sizeof(*a);
 	}
@@ -248,10 +262,15 @@ static int bind_listener(struct server *srv, char *err, size_t errlen)
 	}
 	int one = 1, zero = 0;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+		snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
 	if (family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)); /* "::" also takes IPv4 */
 	if (bind(fd, (struct sockaddr *)&ss, slen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-		snprintf(err, errlen, "cannot listen on %s port %d: %s", cfg->listen_addr, cfg->port,
+		snprintf(err, errlen, "cannot listen on %s port %d: %s", cfg->listen_addr, port,
 		         strerror(errno));
 		close(fd);
 		return -1;
@@ -260,6 +279,16 @@ static int bind_listener(struct server *srv, char *err, size_t errlen)
 	getsockname(fd, (struct sockaddr *)&ss, &got);
 	srv->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 	                                     : ((struct sockaddr_in *)&ss)->sin_port);
+	*fd_out = fd;
+	return 0;
+}
+
+/* The first listening socket: it fixes the port (when 0 was asked). */
+static int bind_listener(struct server *srv, char *err, size_t errlen)
+{
+	int fd = -1;
+	if (open_listener(srv, srv->cfg->port, &fd, err, errlen) != 0)
+		return -1;
 	atomic_store(&srv->listen_fd, fd);
 	return 0;
 }
@@ -271,7 +300,6 @@ int server_start(struct server *srv, const struct config *cfg, const struct app 
 	srv->cfg = cfg;
 	srv->app = app;
 	atomic_init(&srv->listen_fd, -1);
-	atomic_init(&srv->listeners, 0);
 	atomic_init(&srv->open_connections, 0);
 	atomic_init(&srv->stopping, false);
 	srv->limits = (struct conn_guard_limits){
@@ -287,6 +315,8 @@ int server_start(struct server *srv, const struct config *cfg, const struct app 
 
 	srv->nworkers = cfg->workers;
 	srv->workers = xcalloc((size_t)srv->nworkers, sizeof(struct worker));
+	for (int i = 0; i < srv->nworkers; i++)
+		srv->workers[i].listen_fd = -1;
 	for (int i = 0; i < srv->nworkers; i++) {
 		if (worker_init(srv, &srv->workers[i], i, err, errlen))
 			goto fail;
@@ -299,7 +329,6 @@ int server_start(struct server *srv, const struct config *cfg, const struct app 
 			goto fail;
 		}
 		w->started = true;
-		atomic_fetch_add(&srv->listeners, 1);
 	}
 	return 0;
 

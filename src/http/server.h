@@ -3,9 +3,11 @@
  *
  * Each worker owns one event_base, one evhttp, its own store handle and
  * everything created on them; nothing of a worker is touched by another
- * thread except through event_active() on its stop event.  The listening
- * socket is bound once by server_start() and accepted from by every
- * worker (whoever is idle takes the connection).
+ * thread except through event_active() on its stop event.  Each worker
+ * accepts on its own socket bound to the same port with SO_REUSEPORT,
+ * so the kernel spreads new connections evenly: with one shared socket
+ * the first worker to wake took a whole burst (libevent accepts until
+ * the queue is empty) while the others idled.
  *
  * Shutdown (server_stop, from the main thread): every worker stops
  * accepting, answers what it is serving (with Connection: close), waits
@@ -43,6 +45,7 @@ struct worker {
 	struct event_base *base;           /* owned */
 	struct evhttp *http;               /* owned */
 	struct evhttp_bound_socket *bound; /* owned by http */
+	int listen_fd;                     /* owned: this worker's listening socket, or -1 */
 	struct store *store;               /* owned; this thread's handle */
 	struct snapshot *snap;             /* this worker's reference to the current configuration */
 	struct snapshot_sub *snap_sub;     /* owned; the mailbox new snapshots arrive in */
@@ -62,8 +65,7 @@ struct server {
 	const struct app *app;    /* borrowed; outlives the server */
 	struct conn_guard_limits limits;
 	atomic_int open_connections;
-	atomic_int listen_fd; /* closed by the last worker to stop accepting */
-	atomic_int listeners; /* workers still accepting */
+	atomic_int listen_fd; /* the first listening socket until worker 0 takes it */
 	int port;             /* the port actually bound */
 	int nworkers;
 	struct worker *workers; /* owned array */

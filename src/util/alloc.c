@@ -49,3 +49,22 @@ char *xstrndup(const char *s, size_t n)
 	p[n] = '\0';
 	return p;
 }
+
+void alloc_reserve_thread_heap(size_t bytes)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	(void)bytes; /* the sanitizers bring their own allocator */
+#else
+	enum { CHUNK = 60 * 1024 }; /* below malloc's mmap threshold: from this thread's heap */
+	size_t n = bytes / CHUNK;
+	void **v = malloc(n * sizeof(*v));
+	if (!v)
+		return;
+	size_t got = 0;
+	while (got < n && (v[got] = malloc(CHUNK)) != NULL)
+		got++;
+	while (got)
+		free(v[--got]); /* back into one free block, which malloc then trims */
+	free(v);
+#endif
+}

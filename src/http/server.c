@@ -152,7 +152,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static int open_listener(struct server *srv, int port, int *fd_out, char *err, size_t errlen);
+static int open_listener(struct server *srv, int port, bool probe, int *fd_out, char *err, size_t errlen);
 
 static int worker_init(struct server *srv, struct worker *w, int index, char *err, size_t errlen)
 {
@@ -193,7 +193,7 @@ static int worker_init(struct server *srv, struct worker *w, int index, char *er
 	/* Worker 0 takes the socket server_start bound (its port may have
 	 * been chosen by the kernel); the others bind their own to that port. */
 	w->listen_fd = index == 0 ? atomic_exchange(&srv->listen_fd, -1) : -1;
-	if (w->listen_fd < 0 && open_listener(srv, srv->port, &w->listen_fd, err, errlen) != 0)
+	if (w->listen_fd < 0 && open_listener(srv, srv->port, false, &w->listen_fd, err, errlen) != 0)
 		return -1;
 	struct evconnlistener *l =
 	    evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_EXEC, 0, (evutil_socket_t)w->listen_fd);
@@ -233,8 +233,9 @@ static int worker_init(struct server *srv, struct worker *w, int index, char *er
 }
 
 /* A listening socket on the configured address and `port` (0: any), with
- * SO_REUSEPORT so that every worker can have one; *fd_out gets it. */
-static int open_listener(struct server *srv, int port, int *fd_out, char *err, size_t errlen)
+ * SO_REUSEPORT so that every worker can have one; *fd_out gets it.  With
+ * `probe`, only a plain bind, closed again: whether the port is free. */
+static int open_listener(struct server *srv, int port, bool probe, int *fd_out, char *err, size_t errlen)
 {
 	const struct config *cfg = srv->cfg;
 	struct sockaddr_storage ss;
@@ -262,18 +263,22 @@ static int open_listener(struct server *srv, int port, int *fd_out, char *err, s
 	}
 	int one = 1, zero = 0;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+	if (!probe && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
 		snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if (family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)); /* "::" also takes IPv4 */
-	if (bind(fd, (struct sockaddr *)&ss, slen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+	if (bind(fd, (struct sockaddr *)&ss, slen) != 0 || (!probe && listen(fd, LISTEN_BACKLOG) != 0)) {
 		snprintf(err, errlen, "cannot listen on %s port %d: %s", cfg->listen_addr, port,
 		         strerror(errno));
 		close(fd);
 		return -1;
+	}
+	if (probe) {
+		close(fd);
+		return 0;
 	}
 	socklen_t got = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &got);
@@ -283,11 +288,16 @@ static int open_listener(struct server *srv, int port, int *fd_out, char *err, s
 	return 0;
 }
 
-/* The first listening socket: it fixes the port (when 0 was asked). */
+/* The first listening socket: it fixes the port (when 0 was asked).  A
+ * fixed port is first bound without SO_REUSEPORT, which fails while
+ * anything listens there: a second Fusion started on the same port must
+ * be refused, not quietly handed half of the first one's connections. */
 static int bind_listener(struct server *srv, char *err, size_t errlen)
 {
 	int fd = -1;
-	if (open_listener(srv, srv->cfg->port, &fd, err, errlen) != 0)
+	if (srv->cfg->port != 0 && open_listener(srv, srv->cfg->port, true, &fd, err, errlen) != 0)
+		return -1;
+	if (open_listener(srv, srv->cfg->port, false, &fd, err, errlen) != 0)
 		return -1;
 	atomic_store(&srv->listen_fd, fd);
 	return 0;

@@ -88,6 +88,22 @@ describe('configuration', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /cannot listen on 127\.0\.0\.1 port \d+: Address already in use/);
   });
+
+  // Workers listen with SO_REUSEPORT, which a second process of the same
+  // user could join; a second Fusion on a busy port must still be refused.
+  test('a second Fusion on the port of a running one is refused, and the first keeps serving', async () => {
+    const first = await startFusion();
+    try {
+      const dir = tempDir();
+      const r = await runFusion([], { env: { PORT: String(first.port), LISTEN_ADDR: '127.0.0.1', DB_PATH: path.join(dir, 'y.db') } });
+      rmSync(dir, { recursive: true, force: true });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /cannot listen on 127\.0\.0\.1 port \d+: Address already in use/);
+      for (let i = 0; i < 8; i++) assert.equal((await fetch(first.baseUrl + '/healthz')).status, 200);
+    } finally {
+      await first.stop();
+    }
+  });
 });
 
 describe('database at start-up', () => {

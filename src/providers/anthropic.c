@@ -709,10 +709,7 @@ static json_t *anth_decode_request(const json_t *body, struct wire_err *err)
 			}
 			json_array_append(stop, (json_t *)s);
 		}
-		if (json_array_size(stop))
-			json_object_set_new(c, "stop", stop);
-		else
-			json_decref(stop);
+		wire_set_nonempty(c, "stop", stop);
 	}
 	if (dec_number(body, "temperature", 0, 1, c, "temperature", err) < 0 ||
 	    dec_number(body, "top_p", 0, 1, c, "top_p", err) < 0)
@@ -1080,10 +1077,7 @@ static int enc_tools(const json_t *canon, json_t *req, struct wire_err *err)
 		                        : json_pack("{s:s}", "type", "object"));
 		json_array_append_new(out, a);
 	}
-	if (json_array_size(out))
-		json_object_set_new(req, "tools", out);
-	else
-		json_decref(out);
+	wire_set_nonempty(req, "tools", out);
 	return 0;
 fail:
 	json_decref(out);
@@ -1166,10 +1160,7 @@ static int enc_sampling(const json_t *canon, const struct wire_opts *o, json_t *
 			wire_err_set(err, 400, "stop: must be a string or an array of strings");
 			return -1;
 		}
-		if (json_array_size(ss))
-			json_object_set_new(req, "stop_sequences", ss);
-		else
-			json_decref(ss);
+		wire_set_nonempty(req, "stop_sequences", ss);
 	}
 
 	v = json_object_get(canon, "temperature");

@@ -152,6 +152,14 @@ void wire_random_id(char *buf, size_t size, const char *prefix)
 	buf[n + want] = '\0';
 }
 
+void wire_set_nonempty(json_t *obj, const char *key, json_t *val)
+{
+	if ((json_is_array(val) && json_array_size(val)) || (json_is_object(val) && json_object_size(val)))
+		json_object_set_new(obj, key, val);
+	else
+		json_decref(val);
+}
+
 const char *wire_str(const json_t *obj, const char *key)
 {
 	const json_t *v = json_object_get(obj, key);

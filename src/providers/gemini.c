@@ -604,10 +604,7 @@ static json_t *jschema_to_gemini(const json_t *s, int depth, struct sconv *c)
 			}
 			json_object_set_new(props, k, x);
 		}
-		if (json_object_size(props))
-			json_object_set_new(out, "properties", props);
-		else
-			json_decref(props);
+		wire_set_nonempty(out, "properties", props);
 	}
 	if ((v = json_object_get(s, "required")) && json_is_array(v)) {
 		const json_t *props = json_object_get(out, "properties");
@@ -618,10 +615,7 @@ static json_t *jschema_to_gemini(const json_t *s, int depth, struct sconv *c)
 			if (json_is_string(e) && json_object_get(props, json_string_value(e)))
 				json_array_append(req, (json_t *)e);
 		}
-		if (json_array_size(req))
-			json_object_set_new(out, "required", req);
-		else
-			json_decref(req);
+		wire_set_nonempty(out, "required", req);
 	}
 	if ((v = json_object_get(s, "items")) && json_is_object(v)) {
 		json_t *x = jschema_to_gemini(v, depth + 1, c);
@@ -1271,10 +1265,7 @@ static int decode_tools(const json_t *tools, json_t *canon, struct wire_err *err
 			json_array_append_new(out, json_pack("{ss so}", "type", "function", "function", fn));
 		}
 	}
-	if (json_array_size(out))
-		json_object_set_new(canon, "tools", out);
-	else
-		json_decref(out);
+	wire_set_nonempty(canon, "tools", out);
 	return 0;
 fail:
 	json_decref(out);
@@ -1789,10 +1780,7 @@ static int encode_gen_config(const json_t *canon, json_t *body, struct wire_err 
 			json_object_set_new(tc, "thinkingBudget", json_integer(budget));
 		json_object_set_new(gc, "thinkingConfig", tc);
 	}
-	if (json_object_size(gc))
-		json_object_set_new(body, "generationConfig", gc);
-	else
-		json_decref(gc);
+	wire_set_nonempty(body, "generationConfig", gc);
 	return 0;
 fail:
 	json_decref(gc);
@@ -2661,10 +2649,7 @@ static json_t *senc_obj(struct wire_senc *e, json_t *parts, const char *finish, 
 		int64_t prompt = u->prompt >= 0 ? u->prompt : e->prompt_estimate;
 		json_t *um = usage_metadata(prompt, u->completion, u->prompt >= 0 ? u->total : -1, u->cached,
 		                            u->reasoning);
-		if (json_object_size(um))
-			json_object_set_new(obj, "usageMetadata", um);
-		else
-			json_decref(um);
+		wire_set_nonempty(obj, "usageMetadata", um);
 	}
 	if (e->model)
 		json_object_set_new(obj, "modelVersion", jstr(e->model, strlen(e->model)));

@@ -554,10 +554,7 @@ static json_t *dec_message(const json_t *m, size_t idx, json_t *names, struct wi
 			json_object_set(names, wire_str(tc, "id"),
 			                json_object_get(json_object_get(tc, "function"), "name"));
 		}
-		if (json_array_size(tcs))
-			json_object_set_new(out, "tool_calls", tcs);
-		else
-			json_decref(tcs);
+		wire_set_nonempty(out, "tool_calls", tcs);
 		const json_t *rc = opt(m, "reasoning_content");
 		if (rc && !json_is_string(rc)) {
 			wire_err_set(err, 400, "%s.reasoning_content: must be a string", path);
@@ -773,10 +770,7 @@ static int dec_stop(const json_t *body, json_t *out, struct wire_err *err)
 		wire_err_set(err, 400, "stop: must be a string or an array of strings");
 		return -1;
 	}
-	if (json_array_size(arr))
-		json_object_set_new(out, "stop", arr);
-	else
-		json_decref(arr);
+	wire_set_nonempty(out, "stop", arr);
 	return 0;
 }
 
@@ -902,10 +896,7 @@ static json_t *openai_decode_request(const json_t *body, struct wire_err *err)
 		json_t *t = dec_tools(tools, err);
 		if (!t)
 			goto fail;
-		if (json_array_size(t))
-			json_object_set_new(out, "tools", t);
-		else
-			json_decref(t);
+		wire_set_nonempty(out, "tools", t);
 	}
 	const json_t *tc = opt(body, "tool_choice");
 	if (tc) {
@@ -1046,10 +1037,7 @@ static int enc_message(const json_t *m, size_t idx, json_t *msgs, json_t **image
 		else
 			json_object_set_new(out, "content", json_null());
 		free(text);
-		if (json_array_size(tcs))
-			json_object_set_new(out, "tool_calls", tcs);
-		else
-			json_decref(tcs);
+		wire_set_nonempty(out, "tool_calls", tcs);
 		json_array_append_new(msgs, out);
 	} else if (streq(role, "tool")) {
 		const char *id = wire_str(m, "tool_call_id");
@@ -1231,10 +1219,7 @@ static json_t *openai_decode_response(const json_t *body, struct wire_err *err)
 		text = json_string(refusal);
 	}
 	json_object_set_new(cmsg, "content", text ? text : json_null());
-	if (json_array_size(ctcs))
-		json_object_set_new(cmsg, "tool_calls", ctcs);
-	else
-		json_decref(ctcs);
+	wire_set_nonempty(cmsg, "tool_calls", ctcs);
 	const json_t *rc = json_object_get(msg, "reasoning_content");
 	if (!json_is_string(rc))
 		rc = json_object_get(msg, "reasoning");
@@ -1290,10 +1275,7 @@ static json_t *openai_encode_response(const json_t *canon, const struct wire_opt
 		json_object_set_new(m, "content", jstr(text, n));
 	free(text);
 	json_object_set_new(m, "refusal", json_null());
-	if (json_array_size(tcs))
-		json_object_set_new(m, "tool_calls", tcs);
-	else
-		json_decref(tcs);
+	wire_set_nonempty(m, "tool_calls", tcs);
 	const json_t *th = json_object_get(msg, "x_thinking");
 	if (json_array_size(th)) {
 		/* join_text reads "text"; thinking blocks say "thinking" */

@@ -22,6 +22,8 @@ void wire_random_id(char *buf, size_t size, const char *prefix);
 
 /* obj[key] if it is a string, else NULL. */
 const char *wire_str(const json_t *obj, const char *key);
+/* obj[key] = val (stolen) when val is a non-empty array or object; else val is freed. */
+void wire_set_nonempty(json_t *obj, const char *key, json_t *val);
 /* obj[key] if it is a non-negative number, else -1. */
 int64_t wire_int(const json_t *obj, const char *key);
 

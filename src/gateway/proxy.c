@@ -1146,6 +1146,10 @@ struct quick_fields {
 	bool stream;             /* "stream": true */
 	bool has_stream_options; /* "stream_options" is present */
 	bool include_usage;      /* "stream_options": {"include_usage": true} */
+	/* Filled by the quick path only (the bytes are p->raw's): */
+	bool scanned;                /* the fields below are known */
+	size_t end;                  /* offset of the object's closing '}' */
+	struct json_span model_span; /* the value of "model" */
 };
 
 /* The quick path: true when the body is certainly a valid object whose
@@ -1162,9 +1166,11 @@ static bool quick_read(struct http_req *r, enum kind kind, enum wire cfmt, struc
 	const char *keys[] = { list, "model", "stream", "stream_options" };
 	struct json_span sp[4];
 	bool has[4];
-	json_scan_members(s, n, keys, cfmt == WIRE_GEMINI ? 1 : 4, sp, has, NULL);
+	size_t end = json_scan_members(s, n, keys, cfmt == WIRE_GEMINI ? 1 : 4, sp, has, NULL);
 	if (!has[0] || (kind == K_CHAT && s[sp[0].off] != '['))
 		return false;
+	q->scanned = true;
+	q->end = end;
 	if (cfmt == WIRE_GEMINI)
 		return true;
 	/* A plain string (escapes are jansson's to decode). */
@@ -1173,6 +1179,7 @@ static bool quick_read(struct http_req *r, enum kind kind, enum wire cfmt, struc
 		return false;
 	memcpy(q->model, s + sp[1].off + 1, sp[1].len - 2);
 	q->model[sp[1].len - 2] = '\0';
+	q->model_span = sp[1];
 	if (has[2]) {
 		if (sp[2].len == 4 && memcmp(s + sp[2].off, "true", 4) == 0)
 			q->stream = true;
@@ -1328,15 +1335,20 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 		evbuffer_copyout(in, p->raw, n);
 		p->raw[n] = '\0';
 		p->raw_len = n;
-		size_t members = 0;
-		const char *key = "model";
-		bool has_model;
-		p->raw_end = json_scan_members(p->raw, n, &key, 1, &p->model_span, &has_model, &members);
-		/* Splice only when every name is written plainly and once, so the
-		 * "model" found in the bytes is the one jansson read (the quick
-		 * path made sure of that already). */
-		p->splice =
-		    cfmt != WIRE_GEMINI && has_model && (body ? members == json_object_size(body) : true);
+		if (q.scanned) { /* the quick path read these bytes already */
+			p->raw_end = q.end;
+			p->model_span = q.model_span;
+			p->splice = cfmt != WIRE_GEMINI; /* names plain and unique: checked */
+		} else {
+			/* Splice only when every name is written plainly and once, so
+			 * the "model" found in the bytes is the one jansson read. */
+			size_t members = 0;
+			const char *key = "model";
+			bool has_model;
+			p->raw_end =
+			    json_scan_members(p->raw, n, &key, 1, &p->model_span, &has_model, &members);
+			p->splice = cfmt != WIRE_GEMINI && has_model && members == json_object_size(body);
+		}
 		/* A rough count for a client stream that must name prompt tokens
 		 * before the provider has (Anthropic's message_start). */
 		p->prompt_estimate = (int64_t)(n / 4);

@@ -143,6 +143,7 @@ struct upstream_xfer {
  * every request otherwise. */
 #define EASY_SPARE_MAX 64
 #define RECV_BUFFER_BYTES 2048 /* CURLOPT_BUFFERSIZE (curl's default: 16 KiB) */
+#define ORIGINS_MAX 64         /* origins remembered per worker before unused ones go */
 
 struct upstream {
 	struct event_base *base;             /* borrowed; outlives u */
@@ -156,7 +157,8 @@ struct upstream {
 	int in_curl;                         /* > 0 while a curl call of ours is on the stack */
 	int in_user;                         /* > 0 while a caller's callback is on the stack */
 	struct origin *origins;              /* owned list; outlives the multi handle */
-	CURL *spare[EASY_SPARE_MAX];         /* owned: reset handles kept for reuse */
+	size_t norigins;
+	CURL *spare[EASY_SPARE_MAX]; /* owned: reset handles kept for reuse */
 	size_t nspare;
 	bool freeing; /* upstream_free: no more spares */
 };
@@ -243,7 +245,23 @@ static struct origin *origin_of(struct upstream *u, const char *url, bool https)
 		if (strlen(o->key) == n && strncasecmp(o->key, url, n) == 0)
 			return o;
 	}
+	/* Bounded: origins nothing uses any more (a provider's old base URL)
+	 * go when the list grows.  Only a counted transfer or an open socket
+	 * holds a pointer to one. */
+	if (u->norigins >= ORIGINS_MAX) {
+		for (struct origin **pp = &u->origins; *pp;) {
+			struct origin *dead = *pp;
+			if (dead->open == 0 && dead->busy == 0) {
+				*pp = dead->next;
+				free(dead);
+				u->norigins--;
+			} else {
+				pp = &dead->next;
+			}
+		}
+	}
 	struct origin *o = xcalloc(1, sizeof(*o) + n + 1);
+	u->norigins++;
 	memcpy(o->key, url, n);
 	o->https = https;
 	o->next = u->origins;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/conn_guard.h"
 #include "http/errors.h"
@@ -181,10 +182,30 @@ size_t http_req_output_pending(const struct http_req *r)
 	return c ? conn_guard_output_pending(evhttp_connection_get_bufferevent(c)) : 0;
 }
 
+/* The Date header's value (RFC 9110 IMF-fixdate), formatted once a second
+ * per thread: evhttp would otherwise run gmtime and a printf for every
+ * answer that has none. */
+static const char *http_date(void)
+{
+	static _Thread_local time_t cached_at = (time_t)-1;
+	static _Thread_local char text[40];
+	time_t now = time(NULL);
+	if (now != cached_at) {
+		struct tm tm;
+		if (!gmtime_r(&now, &tm) || strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+			return NULL;
+		cached_at = now;
+	}
+	return text;
+}
+
 /* Headers every answer carries. */
 static void common_headers(struct http_req *r, const char *content_type)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+	const char *date = http_date();
+	if (date && !evhttp_find_header(h, "Date"))
+		evhttp_add_header(h, "Date", date);
 	if (content_type)
 		http_req_set_header(r, "Content-Type", content_type);
 	evhttp_add_header(h, "X-Request-Id", r->id);

@@ -158,7 +158,7 @@ struct upstream {
 	int in_user;                         /* > 0 while a caller's callback is on the stack */
 	struct origin *origins;              /* owned list; outlives the multi handle */
 	size_t norigins;
-	CURL *spare[EASY_SPARE_MAX]; /* owned: reset handles kept for reuse */
+	CURL *spare[EASY_SPARE_MAX]; /* owned: parked handles kept for reuse (easy_park) */
 	size_t nspare;
 	bool freeing; /* upstream_free: no more spares */
 };
@@ -303,6 +303,31 @@ static int close_socket_cb(void *clientp, curl_socket_t fd)
 	return close(fd);
 }
 
+/* A handle kept for the next transfer keeps the options every transfer
+ * sets alike (setup_easy's "fresh" part; curl_easy_reset and setting
+ * them again cost more than a small request's own work).  What pointed
+ * into the transfer goes, and the copy of its body. */
+static CURLcode easy_park(CURL *e)
+{
+	CURLcode rc = CURLE_OK;
+#define SET(opt, val)                                                                                        \
+	do {                                                                                                 \
+		if (rc == CURLE_OK)                                                                          \
+			rc = curl_easy_setopt(e, opt, val);                                                  \
+	} while (0)
+	SET(CURLOPT_COPYPOSTFIELDS, (char *)NULL);
+	SET(CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+	SET(CURLOPT_PRIVATE, (void *)NULL);
+	SET(CURLOPT_ERRORBUFFER, (char *)NULL);
+	SET(CURLOPT_HEADERDATA, (void *)NULL);
+	SET(CURLOPT_WRITEDATA, (void *)NULL);
+	SET(CURLOPT_PREREQDATA, (void *)NULL);
+	SET(CURLOPT_OPENSOCKETDATA, (void *)NULL);
+	SET(CURLOPT_CLOSESOCKETDATA, (void *)NULL);
+#undef SET
+	return rc;
+}
+
 /* The one place a transfer is freed.  Never inside a curl callback. */
 static void xfer_free(struct upstream_xfer *x)
 {
@@ -311,8 +336,7 @@ static void xfer_free(struct upstream_xfer *x)
 		curl_multi_remove_handle(u->multi, x->easy);
 	origin_release(x);
 	if (x->easy) {
-		if (u->nspare < EASY_SPARE_MAX && !u->freeing) {
-			curl_easy_reset(x->easy); /* every option back to its default */
+		if (u->nspare < EASY_SPARE_MAX && !u->freeing && easy_park(x->easy) == CURLE_OK) {
 			u->spare[u->nspare++] = x->easy;
 		} else {
 			curl_easy_cleanup(x->easy);
@@ -818,8 +842,10 @@ static bool has_header(const struct upstream_request *req, const char *name)
 	return false;
 }
 
-/* Build x->headers and every option of x->easy.  CURLE_OK or the first error. */
-static CURLcode setup_easy(struct upstream_xfer *x, const struct upstream_request *req, bool https)
+/* Build x->headers and every option of x->easy: all of them on a fresh
+ * handle, the ones that differ per transfer on a parked one (easy_park).
+ * CURLE_OK or the first error. */
+static CURLcode setup_easy(struct upstream_xfer *x, const struct upstream_request *req, bool https, bool fresh)
 {
 	CURL *e = x->easy;
 	for (size_t i = 0; i < req->nheaders; i++) {
@@ -842,62 +868,64 @@ static CURLcode setup_easy(struct upstream_xfer *x, const struct upstream_reques
 		if (rc == CURLE_OK)                                                                          \
 			rc = curl_easy_setopt(e, opt, val);                                                  \
 	} while (0)
+	if (fresh) {
+		SET(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+		SET(CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+		SET(CURLOPT_PROTOCOLS_STR, "http,https");
+		SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+		SET(CURLOPT_FOLLOWLOCATION, 0L);
+		/* curl's receive buffer lives as long as the transfer: 16 KiB by
+		 * default, the largest single cost of an open stream.  Answers and
+		 * SSE events arrive in pieces far smaller; a bigger answer only
+		 * takes a few more reads. */
+		SET(CURLOPT_BUFFERSIZE, (long)RECV_BUFFER_BYTES);
+		SET(CURLOPT_NOSIGNAL, 1L);
+		SET(CURLOPT_TCP_KEEPALIVE, 1L);
+		SET(CURLOPT_TCP_KEEPIDLE, (long)KEEPALIVE_IDLE_S);
+		SET(CURLOPT_TCP_KEEPINTVL, (long)KEEPALIVE_INTVL_S);
+		SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+		SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L); /* a proxy's CONNECT answer is not the response */
+		SET(CURLOPT_HEADERFUNCTION, header_cb);
+		SET(CURLOPT_WRITEFUNCTION, write_cb);
+		SET(CURLOPT_PREREQFUNCTION, prereq_cb);
+	}
 	SET(CURLOPT_URL, req->url);
-	SET(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
 	SET(CURLOPT_OPENSOCKETDATA, (void *)x->origin);
-	SET(CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
 	SET(CURLOPT_CLOSESOCKETDATA, (void *)x->origin);
 	SET(CURLOPT_FRESH_CONNECT, origin_no_idle(x->origin) ? 1L : 0L);
-	SET(CURLOPT_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_FOLLOWLOCATION, 0L);
-	/* curl's receive buffer lives as long as the transfer: 16 KiB by
-	 * default, the largest single cost of an open stream.  Answers and
-	 * SSE events arrive in pieces far smaller; a bigger answer only takes
-	 * a few more reads. */
-	SET(CURLOPT_BUFFERSIZE, (long)RECV_BUFFER_BYTES);
-	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_PRIVATE, (void *)x);
 	SET(CURLOPT_ERRORBUFFER, x->errbuf);
 	SET(CURLOPT_HTTPHEADER, x->headers);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
-	SET(CURLOPT_TCP_KEEPALIVE, 1L);
-	SET(CURLOPT_TCP_KEEPIDLE, (long)KEEPALIVE_IDLE_S);
-	SET(CURLOPT_TCP_KEEPINTVL, (long)KEEPALIVE_INTVL_S);
-	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	if (https)
-		SET(CURLOPT_PIPEWAIT,
-		    1L); /* wait for a connection that may multiplex rather than open another */
+	/* https: wait for a connection that may multiplex rather than open another */
+	SET(CURLOPT_PIPEWAIT, https ? 1L : 0L);
 	/* Only when asked: curl spends as much building the Accept-Encoding
 	 * line and its decoders as on the rest of a small request, and a chat
 	 * answer gains little from compression (a stream must not wait on a
 	 * compressor's buffer anyway).  Embeddings, which can run to
 	 * megabytes of numbers, ask for it. */
-	if (req->compressed)
-		SET(CURLOPT_ACCEPT_ENCODING, "");
-	SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L); /* a proxy's CONNECT answer is not the response */
-	SET(CURLOPT_HEADERFUNCTION, header_cb);
+	SET(CURLOPT_ACCEPT_ENCODING, req->compressed ? "" : (const char *)NULL);
 	SET(CURLOPT_HEADERDATA, (void *)x);
-	SET(CURLOPT_WRITEFUNCTION, write_cb);
 	SET(CURLOPT_WRITEDATA, (void *)x);
-	SET(CURLOPT_PREREQFUNCTION, prereq_cb);
 	SET(CURLOPT_PREREQDATA, (void *)x);
 
 	const char *m = req->method ? req->method : (req->body_len ? "POST" : "GET");
 	bool with_body =
 	    req->body_len > 0 || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
+	/* Every method option is set, whatever the handle did before. */
 	if (with_body) {
+		SET(CURLOPT_NOBODY, 0L);
 		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 		SET(CURLOPT_COPYPOSTFIELDS,
 		    req->body_len ? (const char *)req->body : ""); /* curl owns the copy */
-		if (strcmp(m, "POST") != 0)
-			SET(CURLOPT_CUSTOMREQUEST, m);
+		SET(CURLOPT_CUSTOMREQUEST, strcmp(m, "POST") != 0 ? m : (const char *)NULL);
 	} else if (strcmp(m, "HEAD") == 0) {
+		SET(CURLOPT_HTTPGET, 1L);
+		SET(CURLOPT_CUSTOMREQUEST, (const char *)NULL);
 		SET(CURLOPT_NOBODY, 1L);
 	} else {
 		SET(CURLOPT_HTTPGET, 1L);
-		if (strcmp(m, "GET") != 0)
-			SET(CURLOPT_CUSTOMREQUEST, m);
+		SET(CURLOPT_CUSTOMREQUEST, strcmp(m, "GET") != 0 ? m : (const char *)NULL);
 	}
 #undef SET
 	return rc;
@@ -919,9 +947,10 @@ struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_r
 	x->on_done = req->on_done;
 	x->ud = req->ud;
 	x->origin = origin_of(u, req->url, https);
-	x->easy = u->nspare ? u->spare[--u->nspare] : curl_easy_init();
+	bool fresh = u->nspare == 0;
+	x->easy = fresh ? curl_easy_init() : u->spare[--u->nspare];
 	x->deadline_ev = evtimer_new(u->base, deadline_cb, x);
-	if (!x->easy || !x->deadline_ev || setup_easy(x, req, https) != CURLE_OK)
+	if (!x->easy || !x->deadline_ev || setup_easy(x, req, https, fresh) != CURLE_OK)
 		goto fail;
 
 	x->t_start_ns = clock_mono_ns();

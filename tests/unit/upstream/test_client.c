@@ -160,9 +160,11 @@ static void srv_request(struct evhttp_request *req, void *arg)
 		const char *expect = evhttp_find_header(in, "Expect");
 		enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 		evbuffer_add_printf(b, "%s|probe=%s|auth=%s|expect=%s|%zu|",
-		                    cmd == EVHTTP_REQ_POST  ? "POST"
-		                    : cmd == EVHTTP_REQ_GET ? "GET"
-		                                            : "OTHER",
+		                    cmd == EVHTTP_REQ_POST     ? "POST"
+		                    : cmd == EVHTTP_REQ_GET    ? "GET"
+		                    : cmd == EVHTTP_REQ_PUT    ? "PUT"
+		                    : cmd == EVHTTP_REQ_DELETE ? "DELETE"
+		                                               : "OTHER",
 		                    probe ? probe : "",
 		                    evhttp_find_header(in, "Authorization") ? "yes" : "no",
 		                    expect ? expect : "none", n);
@@ -533,6 +535,53 @@ Test(upstream, request_method_headers_body_arrive)
 	big.body[big.len] = '\0';
 	cr_assert_str_eq(big.body, "POST|probe=probe-1|auth=yes|expect=none|1572864|");
 	cr_assert_lt(MS(clock_mono_ns() - t0), 900);
+}
+
+/* Finished transfers hand their curl handle to the next one with the
+ * options every transfer sets alike; nothing of one request may leak into
+ * the next: method, body, compression, headers. */
+Test(upstream, a_reused_handle_carries_nothing_over)
+{
+	static const struct {
+		const char *method, *path, *body;
+		bool compressed;
+		const char *want; /* NULL: only a 200 with an empty body (HEAD) */
+	} steps[] = {
+		{ "POST", "/echo", "{\"a\":1}", false, "POST|probe=probe-1|auth=yes|expect=none|7|{\"a\":1}" },
+		{ "DELETE", "/echo", NULL, false, "DELETE|probe=probe-1|auth=yes|expect=none|0|" },
+		{ "GET", "/echo", NULL, false, "GET|probe=probe-1|auth=yes|expect=none|0|" },
+		{ "HEAD", "/echo", NULL, false, NULL },
+		{ "PUT", "/echo", "xy", false, "PUT|probe=probe-1|auth=yes|expect=none|2|xy" },
+		{ "POST", "/ae", "{}", true, "gzip" },
+		{ "GET", "/echo", NULL, false, "GET|probe=probe-1|auth=yes|expect=none|0|" },
+		{ "POST", "/ae", "{}", false, "ae=none" },
+		{ "POST", "/echo", "{\"b\":2}", false, "POST|probe=probe-1|auth=yes|expect=none|7|{\"b\":2}" },
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct res r = { 0 };
+		next_compressed = steps[i].compressed;
+		const char *b = steps[i].body;
+		cr_assert_not_null(start_req(&r, steps[i].method, steps[i].path, b, b ? strlen(b) : 0, 2000, 2000),
+		                   "step %zu", i);
+		next_compressed = false;
+		run_loop(5000);
+		cr_assert(!loop_timed_out, "step %zu", i);
+		/* let the finished transfer be freed (its handle parked) before the next */
+		for (int k = 0; k < 3; k++)
+			event_base_loop(cbase, EVLOOP_NONBLOCK);
+		cr_assert_eq(r.result, UPSTREAM_OK, "step %zu: %s", i, r.detail);
+		cr_assert_eq(r.status, 200, "step %zu", i);
+		r.body[r.len] = '\0';
+		if (!steps[i].want)
+			cr_assert_eq(r.len, 0, "step %zu: %s", i, r.body);
+		else if (strcmp(steps[i].path, "/ae") == 0 && steps[i].compressed)
+			cr_assert(strstr(r.body, steps[i].want), "step %zu: %s", i, r.body);
+		else
+			cr_assert_str_eq(r.body, steps[i].want, "step %zu", i);
+		if (i > 0)
+			cr_assert(r.timing.reused, "step %zu: a new connection", i);
+	}
+	cr_assert_eq(atomic_load(&S.conns), 1);
 }
 
 Test(upstream, compression_only_when_asked)

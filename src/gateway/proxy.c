@@ -29,6 +29,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <inttypes.h>
@@ -83,7 +84,7 @@ struct proxy {
 	                           an Anthropic/Gemini stream passed through) */
 	struct wire_senc *senc; /* owned: the client's stream encoder when translating */
 	bool senc_done;         /* the encoder wrote its ending */
-	char xlate_err[256];    /* why a candidate could not take the request; "" if none */
+	char *xlate_err;        /* owned: why a candidate could not take the request; NULL if none */
 	int xlate_status;
 	bool bad_request;        /* the client's request could not be decoded for translation */
 	int64_t prompt_estimate; /* prompt tokens guessed from the body size */
@@ -101,7 +102,7 @@ struct proxy {
 	bool client_usage;   /* the client asked for stream usage itself */
 	bool injected_usage; /* we asked for it: strip the usage-only chunk */
 	const struct snap_client_key *ck;
-	const struct snap_target *cands[ROUTE_MAX_CANDIDATES];
+	const struct snap_target **cands; /* owned array (the targets are the snapshot's) */
 	size_t ncands, next;
 	int attempts;
 	struct evbuffer *attempts_log; /* owned: the members of a JSON array, one object per attempt */
@@ -135,7 +136,7 @@ struct proxy {
 	struct wire_usage usage; /* what the provider reported, normalised */
 	struct packbuf *capture; /* owned: the answer as sent, bounded (compressed blocks) */
 	const char *outcome;
-	char error[256];
+	char *error; /* owned: what went wrong, for the log row; NULL if nothing */
 	int status;
 	uint64_t start_ns;
 	char peer[64];
@@ -154,6 +155,19 @@ static void capture(struct proxy *p, const void *data, size_t n)
 	size_t have = packbuf_length(p->capture);
 	if (have < p->capture_max)
 		packbuf_append(p->capture, data, n < p->capture_max - have ? n : p->capture_max - have);
+}
+
+/* *dst = the formatted message (at most 255 bytes), replacing any before. */
+static void set_msg(char **dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_msg(char **dst, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	free(*dst);
+	*dst = xstrdup(buf);
 }
 
 /* The provider refused this key (401/403): mark it bad for every worker
@@ -292,7 +306,7 @@ static void client_error(struct http_req *r, enum wire cfmt, int status, const c
 static void reply_error(struct proxy *p, int status, const char *code, const char *msg)
 {
 	p->status = status;
-	snprintf(p->error, sizeof(p->error), "%s", msg);
+	set_msg(&p->error, "%s", msg);
 	capture(p, msg, strlen(msg));
 	p->ended = true;
 	client_error(p->r, p->cfmt, status, code, msg);
@@ -406,7 +420,7 @@ static int on_cev(const struct cev *ev, void *arg)
 		break;
 	case CEV_ERROR:
 		p->outcome = "upstream_error";
-		snprintf(p->error, sizeof(p->error), "upstream stream error: %.200s",
+		set_msg(&p->error, "upstream stream error: %.200s",
 		         ev->error ? ev->error->message : "unknown");
 		break;
 	default:
@@ -540,7 +554,7 @@ static int on_data(void *ud, const char *data, size_t n)
 	if (p->out && !p->client_gone)
 		stream_flush_soon(p);
 	if (rc) {
-		snprintf(p->error, sizeof(p->error), "upstream sent an event over %u bytes", SSE_EVENT_MAX);
+		set_msg(&p->error, "upstream sent an event over %u bytes", SSE_EVENT_MAX);
 		return -1;
 	}
 	return 0;
@@ -649,7 +663,7 @@ static void on_done(void *ud, enum upstream_result res, long status, const char 
 			snprintf(msg, sizeof(msg), "upstream stream failed: %s", upstream_result_name(res));
 			stream_error(p, msg);
 			p->outcome = res == UPSTREAM_ETIMEOUT_IDLE ? "timeout" : "upstream_error";
-			snprintf(p->error, sizeof(p->error), "stream cut: %s",
+			set_msg(&p->error, "stream cut: %s",
 			         detail ? detail : upstream_result_name(res));
 		} else if (!p->outcome) {
 			p->outcome = "ok";
@@ -680,7 +694,7 @@ static void on_done(void *ud, enum upstream_result res, long status, const char 
 	if (res == UPSTREAM_OK && !p->buf_overflow) {
 		p->outcome = failed ? "upstream_error" : (status >= 400 ? "upstream_client_error" : "ok");
 		if (failed)
-			snprintf(p->error, sizeof(p->error), "%s", err);
+			set_msg(&p->error, "%s", err);
 		reply_buffered(p);
 	} else if (p->buf_overflow) {
 		p->outcome = "upstream_error";
@@ -752,7 +766,7 @@ static enum wire wire_of(enum provider_type t)
 static void xlate_failed(struct proxy *p, const struct wire_err *err)
 {
 	p->xlate_status = err->status ? err->status : 400;
-	snprintf(p->xlate_err, sizeof(p->xlate_err), "%s", err->message);
+	set_msg(&p->xlate_err, "%s", err->message);
 }
 
 /* The client's request in canonical form, made once, at the first
@@ -803,7 +817,7 @@ static void attempt(struct proxy *p)
 		enum wire pf = wire_of(prov->type);
 		if (p->kind == K_EMBED && pf != WIRE_OPENAI) {
 			p->xlate_status = 400;
-			snprintf(p->xlate_err, sizeof(p->xlate_err),
+			set_msg(&p->xlate_err,
 			         "embeddings are served only by OpenAI-compatible providers");
 			continue;
 		}
@@ -912,7 +926,7 @@ static void attempt(struct proxy *p)
 			return;
 		record_attempt(p, 0, "could not start the upstream request");
 	}
-	if (p->bad_request || (p->attempts == 0 && p->xlate_err[0])) {
+	if (p->bad_request || (p->attempts == 0 && p->xlate_err)) {
 		/* The request cannot be translated, or no candidate could take it. */
 		p->outcome = "rejected";
 		reply_error(p, p->xlate_status ? p->xlate_status : 400, "invalid_request", p->xlate_err);
@@ -981,6 +995,9 @@ static void free_proxy(struct proxy *p)
 	if (p->attempts_log)
 		evbuffer_free(p->attempts_log);
 	free(p->raw);
+	free(p->error);
+	free(p->xlate_err);
+	free(p->cands);
 	snapshot_unref(p->snap);
 	free(p);
 }
@@ -1023,7 +1040,8 @@ static void finish(struct proxy *p)
 	}
 	rec->status_code = p->status;
 	rec->outcome = xstrdup(p->outcome ? p->outcome : "ok");
-	rec->error = p->error[0] ? xstrdup(p->error) : NULL;
+	rec->error = p->error; /* the record owns it now */
+	p->error = NULL;
 	rec->latency_ms = (int64_t)((clock_mono_ns() - p->start_ns) / 1000000u);
 	rec->ttft_ms = p->first_token_ns ? (int64_t)((p->first_token_ns - p->start_ns) / 1000000u) : -1;
 	rec->prompt_tokens = p->usage.prompt;
@@ -1075,10 +1093,58 @@ static bool query_param(const char *q, const char *name, char *out, size_t size)
 
 /* The client key from Authorization: Bearer, x-api-key (Anthropic's
  * header), x-goog-api-key or a key= query parameter (Gemini's), looked up. */
+/* Client keys this worker thread found recently, per published snapshot:
+ * a hit skips the SHA-256 of the presented key (a few microseconds on
+ * every call).  Only keys that exist are kept, so unknown keys cannot
+ * push them out faster than they are asked for; a slot is compared in
+ * constant time over its whole buffer and wiped when it is reused.  A
+ * slot is valid only for the snapshot version it was found in, and the
+ * request holds that snapshot, so its client_keys cannot go away. */
+#define KEY_CACHE_SLOTS 64 /* a power of two */
+#define KEY_TOKEN_BUF (TOKEN_BUF + 8)
+struct key_cache_slot {
+	uint64_t version; /* 0: empty */
+	size_t index;     /* in the snapshot's client_keys */
+	char key_hash[TOKEN_HASH_BUF]; /* that entry's, checked on every hit */
+	char token[KEY_TOKEN_BUF];
+};
+static _Thread_local struct key_cache_slot key_cache[KEY_CACHE_SLOTS];
+
+static struct key_cache_slot *key_cache_slot(const char *token)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *c = (const unsigned char *)token; *c; c++)
+		h = (h ^ *c) * 16777619u;
+	return &key_cache[h & (KEY_CACHE_SLOTS - 1)];
+}
+
+/* token: a KEY_TOKEN_BUF buffer, zero after the string. */
+static const struct snap_client_key *key_cache_find(const struct snapshot *s, const char *token, size_t size)
+{
+	struct key_cache_slot *c = key_cache_slot(token);
+	if (size != KEY_TOKEN_BUF || s->version == 0 || c->version != s->version ||
+	    c->index >= s->nclient_keys || sodium_memcmp(c->token, token, KEY_TOKEN_BUF) != 0 ||
+	    strcmp(s->client_keys[c->index].key_hash, c->key_hash) != 0)
+		return NULL;
+	return &s->client_keys[c->index];
+}
+
+static void key_cache_put(const struct snapshot *s, const char *token, size_t size, const struct snap_client_key *k)
+{
+	if (size != KEY_TOKEN_BUF || s->version == 0)
+		return;
+	struct key_cache_slot *c = key_cache_slot(token);
+	sodium_memzero(c->token, sizeof(c->token));
+	memcpy(c->token, token, KEY_TOKEN_BUF);
+	c->index = (size_t)(k - s->client_keys);
+	snprintf(c->key_hash, sizeof(c->key_hash), "%s", k->key_hash);
+	c->version = s->version;
+}
+
 static const struct snap_client_key *client_key(struct http_req *r, const struct snapshot *s)
 {
 	const char *v = http_req_header(r, "Authorization");
-	char token[TOKEN_BUF + 8] = "";
+	char token[KEY_TOKEN_BUF] = "";
 	if (v && strncasecmp(v, "Bearer ", 7) == 0)
 		snprintf(token, sizeof(token), "%s", v + 7 + strspn(v + 7, " "));
 	else if ((v = http_req_header(r, "x-api-key")) || (v = http_req_header(r, "x-goog-api-key")))
@@ -1087,10 +1153,18 @@ static const struct snap_client_key *client_key(struct http_req *r, const struct
 		(void)query_param(r->query, "key", token, sizeof(token));
 	if (!token[0])
 		return NULL;
-	char hash[TOKEN_HASH_BUF];
-	token_hash(token, hash);
+	size_t tl = strnlen(token, sizeof(token));
+	memset(token + tl, 0, sizeof(token) - tl); /* the cache compares whole buffers */
+	const struct snap_client_key *k = key_cache_find(s, token, sizeof(token));
+	if (!k) {
+		char hash[TOKEN_HASH_BUF];
+		token_hash(token, hash);
+		k = snapshot_client_key(s, hash);
+		if (k)
+			key_cache_put(s, token, sizeof(token), k);
+	}
 	sodium_memzero(token, sizeof(token));
-	return snapshot_client_key(s, hash);
+	return k;
 }
 
 /* A request refused before any provider was tried still gets its log
@@ -1372,9 +1446,10 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 		evtimer_add(p->watch, &tv);
 	}
 
-	p->ncands = route_plan(w->route, snap, model, p->cands, ROUTE_MAX_CANDIDATES, clock_wall_ms());
+	const struct snap_target *cands[ROUTE_MAX_CANDIDATES];
+	p->ncands = route_plan(w->route, snap, model, cands, ROUTE_MAX_CANDIDATES, clock_wall_ms());
 	if (p->ncands == 0) {
-		p->ncands = route_plan(w->route, snap, model, p->cands, ROUTE_MAX_CANDIDATES, 0);
+		p->ncands = route_plan(w->route, snap, model, cands, ROUTE_MAX_CANDIDATES, 0);
 		p->ignore_breakers = true;
 	}
 	if (p->ncands == 0) {
@@ -1389,6 +1464,8 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 		finish(p);
 		return;
 	}
+	p->cands = xmalloc(p->ncands * sizeof(*p->cands));
+	memcpy(p->cands, cands, p->ncands * sizeof(*p->cands));
 	attempt(p);
 }
 

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { api, createRow, login, stopClean, waitForModels } from '../lib/admin.js';
+import { api, createRow, login, show, stopClean, waitForModels } from '../lib/admin.js';
 import { chatChunk, openaiHandler, startFakeUpstream, startFusion, writeSse } from '../lib/harness.js';
 
 const ADMIN_PASSWORD = 'proxy-api-admin-password';
@@ -293,6 +293,32 @@ describe('proxy: OpenAI API through the SDK', () => {
     await assertSdkError(client(keys.disabled).chat.completions.create({ model: 'gpt-4', messages, stream: true }), 401, 'disabled key, stream');
     await assertSdkError(client(keys.expired).embeddings.create({ model: 'text-embedding-3-small', input: 'x' }), 401, 'expired key, embeddings');
     assert.equal(upCalls(), before, 'no call reached the provider');
+  });
+
+  test('auth: a key in use is refused once disabled, admitted again once enabled, refused once deleted', async () => {
+    // Workers remember the keys they found (per configuration version);
+    // each change must reach the worker that answered the calls before.
+    const row = await createRow(f, token, '/api/admin/keys', { name: 'toggled' });
+    const call = () => api(f, 'POST', '/v1/chat/completions', { token: row.key, body: { model: 'gpt-4', messages } });
+    const until = async (status, what) => {
+      const deadline = Date.now() + 3_000;
+      let res;
+      while ((res = await call()).status !== status) {
+        assert.ok(Date.now() < deadline, `${what}: still ${res.status} ${res.text?.slice(0, 200)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      for (let i = 0; i < 5; i++) assert.equal((await call()).status, status, `${what}: call ${i} after the change`);
+    };
+    await until(200, 'new key');
+    let res = await api(f, 'PATCH', `/api/admin/keys/${row.id}`, { token, body: { enabled: false } });
+    assert.equal(res.status, 200, show(res));
+    await until(401, 'disabled');
+    res = await api(f, 'PATCH', `/api/admin/keys/${row.id}`, { token, body: { enabled: true } });
+    assert.equal(res.status, 200, show(res));
+    await until(200, 'enabled again');
+    res = await api(f, 'DELETE', `/api/admin/keys/${row.id}`, { token });
+    assert.equal(res.status, 200, show(res));
+    await until(401, 'deleted');
   });
 
   test('auth: a model the key may not use → 403; an unknown model → 404', async () => {

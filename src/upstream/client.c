@@ -6,7 +6,8 @@
  * Control flow, socket side:
  *   curl says which sockets it wants watched  -> sock_cb: one struct usock
  *       (owning a persistent event) per socket, remembered with
- *       curl_multi_assign, freed on CURL_POLL_REMOVE;
+ *       curl_multi_assign; on CURL_POLL_REMOVE parked while the socket
+ *       stays open (see sock_park) or freed;
  *   curl says when it next wants to run        -> timer_cb: (re)arms the one
  *       timer_ev, -1 deletes it.  It only schedules: curl is never called
  *       from inside curl's own callback chain;
@@ -73,6 +74,9 @@ struct usock {
 	struct event *ev;          /* owned */
 	struct upstream *u;        /* borrowed back-pointer */
 	struct usock *prev, *next; /* in u->socks */
+	curl_socket_t fd;
+	short kind;  /* what ev is registered for */
+	bool parked; /* curl let go of it (idle connection); ev still registered */
 };
 
 enum xfer_state {
@@ -101,6 +105,7 @@ enum xfer_phase {
  */
 struct origin {
 	struct origin *next; /* in u->origins */
+	struct upstream *u;  /* borrowed back-pointer, for the socket callbacks */
 	size_t open;         /* sockets open to it (CURLOPT_OPENSOCKETFUNCTION .. CLOSESOCKET) */
 	size_t busy;         /* transfers in curl that may hold one of them */
 	bool h1_seen;        /* a transfer completed over HTTP/1.x */
@@ -138,12 +143,19 @@ struct upstream_xfer {
 	char detail[DETAIL_MAX];      /* what on_done receives */
 };
 
-/* Finished easy handles are reset and kept for the next transfer (up to
- * this many per worker): a new handle costs allocations and buffers on
- * every request otherwise. */
+/* Finished easy handles are parked (easy_park) and kept for the next
+ * transfer (up to this many per worker): a new handle costs allocations
+ * and buffers on every request otherwise. */
 #define EASY_SPARE_MAX 64
 #define RECV_BUFFER_BYTES 2048 /* CURLOPT_BUFFERSIZE (curl's default: 16 KiB) */
 #define ORIGINS_MAX 64         /* origins remembered per worker before unused ones go */
+
+/* Per socket number: whether open_socket_cb opened it (so close_socket_cb
+ * will see it closed), and its parked watcher if any. */
+struct fdslot {
+	bool ours;
+	struct usock *parked; /* in u->socks too */
+};
 
 struct upstream {
 	struct event_base *base;             /* borrowed; outlives u */
@@ -160,6 +172,8 @@ struct upstream {
 	size_t norigins;
 	CURL *spare[EASY_SPARE_MAX]; /* owned: parked handles kept for reuse (easy_park) */
 	size_t nspare;
+	struct fdslot *fds; /* owned, indexed by fd, nfds long (see sock_park) */
+	size_t nfds;
 	bool freeing; /* upstream_free: no more spares */
 };
 
@@ -264,6 +278,7 @@ static struct origin *origin_of(struct upstream *u, const char *url, bool https)
 	u->norigins++;
 	memcpy(o->key, url, n);
 	o->https = https;
+	o->u = u;
 	o->next = u->origins;
 	u->origins = o;
 	return o;
@@ -286,20 +301,56 @@ static void origin_release(struct upstream_xfer *x)
 	x->origin->busy--;
 }
 
+static void usock_free(struct upstream *u, struct usock *s);
+
+/* u->fds[fd], the table grown to hold it; NULL if fd is negative or
+ * memory ran out. */
+static struct fdslot *fd_slot(struct upstream *u, curl_socket_t fd)
+{
+	if (fd < 0)
+		return NULL;
+	if ((size_t)fd >= u->nfds) {
+		size_t n = u->nfds ? u->nfds : 64;
+		while (n <= (size_t)fd)
+			n *= 2;
+		struct fdslot *t = realloc(u->fds, n * sizeof(*t));
+		if (!t)
+			return NULL;
+		memset(t + u->nfds, 0, (n - u->nfds) * sizeof(*t));
+		u->fds = t;
+		u->nfds = n;
+	}
+	return &u->fds[fd];
+}
+
 static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct origin *o = clientp;
 	curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-	if (fd != CURL_SOCKET_BAD)
-		o->open++;
+	if (fd == CURL_SOCKET_BAD)
+		return fd;
+	struct fdslot *slot = fd_slot(o->u, fd);
+	if (!slot) {
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	slot->ours = true;
+	o->open++;
 	return fd;
 }
 
 static int close_socket_cb(void *clientp, curl_socket_t fd)
 {
 	struct origin *o = clientp;
+	struct upstream *u = o->u;
 	if (o->open)
 		o->open--;
+	if (fd >= 0 && (size_t)fd < u->nfds) {
+		struct fdslot *slot = &u->fds[fd];
+		if (slot->parked)
+			usock_free(u, slot->parked); /* while fd still names this socket */
+		slot->ours = false;
+	}
 	return close(fd);
 }
 
@@ -443,6 +494,10 @@ static void check_multi_info(struct upstream *u)
 static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream *u = arg;
+	if (fd >= 0 && (size_t)fd < u->nfds && u->fds[fd].parked) {
+		usock_free(u, u->fds[fd].parked); /* an idle connection stirred: see sock_park */
+		return;
+	}
 	int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
 	int running;
 	u->in_curl++;
@@ -463,6 +518,8 @@ static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
 
 static void usock_free(struct upstream *u, struct usock *s)
 {
+	if (s->parked && s->fd >= 0 && (size_t)s->fd < u->nfds && u->fds[s->fd].parked == s)
+		u->fds[s->fd].parked = NULL;
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -473,6 +530,42 @@ static void usock_free(struct upstream *u, struct usock *s)
 	free(s);
 }
 
+/*
+ * Parking.  When a transfer ends, curl lets go of its connection's socket
+ * (CURL_POLL_REMOVE) and asks for it again when the next transfer reuses
+ * the connection: under steady load that is an epoll_ctl DEL and ADD for
+ * every request.  A socket we opened ourselves (open_socket_cb; only then
+ * does close_socket_cb see it closed) keeps its watcher registered
+ * instead, parked under its number.  If curl asks for it again, the
+ * watcher is handed back, unchanged when the events wanted are the same.
+ * If the parked watcher fires first (the server closed the idle
+ * connection, or sent something it should not have), it is removed then:
+ * curl is not told, it finds a dead connection itself when it next looks.
+ * When curl closes the socket, close_socket_cb frees the watcher first.
+ * Sockets curl made otherwise (a resolver's socket pair) are never
+ * parked: their number could be reused behind our back.
+ */
+static void sock_park(struct upstream *u, struct usock *us)
+{
+	struct fdslot *slot = (us->fd >= 0 && (size_t)us->fd < u->nfds) ? &u->fds[us->fd] : NULL;
+	if (!slot || !slot->ours || slot->parked) {
+		usock_free(u, us);
+		return;
+	}
+	us->parked = true;
+	slot->parked = us;
+}
+
+static struct usock *sock_unpark(struct upstream *u, curl_socket_t fd)
+{
+	if (fd < 0 || (size_t)fd >= u->nfds || !u->fds[fd].parked)
+		return NULL;
+	struct usock *us = u->fds[fd].parked;
+	u->fds[fd].parked = NULL;
+	us->parked = false;
+	return us;
+}
+
 /* CURLMOPT_SOCKETFUNCTION: watch s for what curl wants, or stop watching. */
 static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
@@ -480,14 +573,20 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
 	struct usock *us = socketp;
 	if (what == CURL_POLL_REMOVE) {
 		if (us)
-			usock_free(u, us); /* curl forgets the assignment itself */
+			sock_park(u, us); /* curl forgets the assignment itself */
 		return 0;
 	}
 	short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) |
 	                     EV_PERSIST);
+	if (!us && (us = sock_unpark(u, s)) != NULL) {
+		curl_multi_assign(u->multi, s, us);
+		if (us->kind == kind)
+			return 0; /* still registered for just that */
+	}
 	if (!us) {
 		us = xcalloc(1, sizeof(*us));
 		us->u = u;
+		us->fd = s;
 		us->ev = event_new(u->base, s, kind, sock_event_cb, u);
 		if (!us->ev) {
 			free(us);
@@ -502,6 +601,7 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
 		event_del(us->ev);
 		event_assign(us->ev, u->base, s, kind, sock_event_cb, u);
 	}
+	us->kind = kind;
 	event_add(us->ev, NULL);
 	return 0;
 }
@@ -768,6 +868,7 @@ void upstream_free(struct upstream *u)
 		next = o->next;
 		free(o);
 	}
+	free(u->fds);
 	free(u);
 }
 

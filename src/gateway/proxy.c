@@ -55,6 +55,7 @@
 #include "util/clock.h"
 #include "util/json_scan.h"
 #include "util/packbuf.h"
+#include "util/strbuf.h"
 #include "util/log.h"
 #include "version.h"
 
@@ -105,7 +106,7 @@ struct proxy {
 	const struct snap_target **cands; /* owned array (the targets are the snapshot's) */
 	size_t ncands, next;
 	int attempts;
-	struct evbuffer *attempts_log; /* owned: the members of a JSON array, one object per attempt */
+	struct strbuf attempts_log; /* owned: a JSON array of one object per attempt, not yet closed */
 
 	bool ignore_breakers; /* every candidate was cooling down: try them anyway */
 	size_t capture_max;   /* body bytes kept in the log row (settings) */
@@ -220,55 +221,24 @@ static void take_usage(struct proxy *p, const json_t *usage)
 	wire_usage_merge(&p->usage, &u);
 }
 
-/* Append s as the text of a JSON string (quotes included) to b. */
-static void json_quote(struct evbuffer *b, const char *s)
-{
-	evbuffer_add(b, "\"", 1);
-	const char *run = s;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c != '"' && c != '\\' && c >= 0x20)
-			continue;
-		evbuffer_add(b, run, (size_t)(s - run));
-		if (c == '"' || c == '\\')
-			evbuffer_add_printf(b, "\\%c", c);
-		else
-			evbuffer_add_printf(b, "\\u%04x", c);
-		run = s + 1;
-	}
-	evbuffer_add(b, run, (size_t)(s - run));
-	evbuffer_add(b, "\"", 1);
-}
-
 static void record_attempt(struct proxy *p, long status, const char *error)
 {
 	int64_t ms = (int64_t)((clock_mono_ns() - p->attempt_start_ns) / 1000000u);
-	struct evbuffer *b = p->attempts_log;
-	char num[64];
-	if (!b)
-		b = p->attempts_log = evbuffer_new();
-	else
-		evbuffer_add(b, ",", 1);
-	evbuffer_add(b, num,
-	             (size_t)snprintf(num, sizeof(num), "{\"provider_id\":%" PRId64, p->tgt->provider->id));
-	evbuffer_add(b, ",\"provider\":", 12);
-	json_quote(b, p->tgt->provider->name);
-	evbuffer_add(b, ",\"provider_model\":", 18);
-	json_quote(b, p->tgt->provider_model);
+	struct strbuf *b = &p->attempts_log;
+	sb_addf(b, "%s{\"provider_id\":%" PRId64 ",\"provider\":", b->len ? "," : "[", p->tgt->provider->id);
+	sb_add_json_string(b, p->tgt->provider->name);
+	sb_adds(b, ",\"provider_model\":");
+	sb_add_json_string(b, p->tgt->provider_model);
 	if (status)
-		evbuffer_add(b, num,
-		             (size_t)snprintf(num, sizeof(num), ",\"latency_ms\":%" PRId64 ",\"status\":%ld",
-		                              ms, status));
+		sb_addf(b, ",\"latency_ms\":%" PRId64 ",\"status\":%ld", ms, status);
 	else
-		evbuffer_add(
-		    b, num,
-		    (size_t)snprintf(num, sizeof(num), ",\"latency_ms\":%" PRId64 ",\"status\":null", ms));
-	evbuffer_add(b, ",\"error\":", 9);
+		sb_addf(b, ",\"latency_ms\":%" PRId64 ",\"status\":null", ms);
+	sb_adds(b, ",\"error\":");
 	if (error)
-		json_quote(b, error);
+		sb_add_json_string(b, error);
 	else
-		evbuffer_add(b, "null", 4);
-	evbuffer_add(b, "}", 1);
+		sb_adds(b, "null");
+	sb_adds(b, "}");
 }
 
 /* Worth another provider: the fault is upstream's, not the request's.
@@ -731,23 +701,21 @@ static char *request_payload(struct proxy *p, size_t *len)
 		*len = s ? strlen(s) : 0;
 		return s;
 	}
-	struct evbuffer *b = evbuffer_new();
+	static const char usage_opt[] = ",\"stream_options\":{\"include_usage\":true}";
+	struct strbuf b = { 0 };
 	size_t after = p->model_span.off + p->model_span.len;
-	evbuffer_add(b, p->raw, p->model_span.off);
-	json_quote(b, p->tgt->provider_model);
+	sb_reserve(&b, p->raw_len + strlen(p->tgt->provider_model) + 8 + sizeof(usage_opt));
+	sb_add(&b, p->raw, p->model_span.off);
+	sb_add_json_string(&b, p->tgt->provider_model);
 	if (p->injected_usage) {
-		evbuffer_add(b, p->raw + after, p->raw_end - after);
-		evbuffer_add(b, ",\"stream_options\":{\"include_usage\":true}", 40);
-		evbuffer_add(b, p->raw + p->raw_end, p->raw_len - p->raw_end);
+		sb_add(&b, p->raw + after, p->raw_end - after);
+		sb_add(&b, usage_opt, sizeof(usage_opt) - 1);
+		sb_add(&b, p->raw + p->raw_end, p->raw_len - p->raw_end);
 	} else {
-		evbuffer_add(b, p->raw + after, p->raw_len - after);
+		sb_add(&b, p->raw + after, p->raw_len - after);
 	}
-	*len = evbuffer_get_length(b);
-	char *s = xmalloc(*len + 1);
-	evbuffer_remove(b, s, *len);
-	s[*len] = '\0';
-	evbuffer_free(b);
-	return s;
+	*len = b.len;
+	return sb_take(&b);
 }
 
 static enum wire wire_of(enum provider_type t)
@@ -992,8 +960,7 @@ static void free_proxy(struct proxy *p)
 		wire_formats[p->pfmt]->sdec_free(p->sdec);
 	if (p->senc)
 		wire_formats[p->cfmt]->senc_free(p->senc);
-	if (p->attempts_log)
-		evbuffer_free(p->attempts_log);
+	sb_free(&p->attempts_log);
 	free(p->raw);
 	free(p->error);
 	free(p->xlate_err);
@@ -1053,14 +1020,8 @@ static void finish(struct proxy *p)
 	rec->cached_tokens = p->usage.cached;
 	rec->stream = p->stream;
 	rec->client_addr = xstrdup(p->peer);
-	{
-		size_t n = p->attempts_log ? evbuffer_get_length(p->attempts_log) : 0;
-		rec->attempts_json = xmalloc(n + 3);
-		rec->attempts_json[0] = '[';
-		if (n)
-			evbuffer_remove(p->attempts_log, rec->attempts_json + 1, n);
-		memcpy(rec->attempts_json + 1 + n, "]", 2);
-	}
+	sb_adds(&p->attempts_log, p->attempts_log.len ? "]" : "[]");
+	rec->attempts_json = sb_take(&p->attempts_log);
 	if (p->capture_max) { /* bodies are kept only when the settings say so */
 		/* The client's bytes, cut to the setting, become the row's. */
 		size_t keep = p->raw_len < p->capture_max ? p->raw_len : p->capture_max;

@@ -500,10 +500,16 @@ static enum bufferevent_filter_result guard_input(struct evbuffer *src, struct e
 				       passed_whole);
 				continue;
 			}
-			evbuffer_remove_buffer(src, dst, hl);
+			/* The whole request already here (the common case): head and
+			 * body go in one move, which hands over whole chains when
+			 * they are all there is instead of copying into new ones. */
+			bool whole = !f.chunked && f.has_length && f.length > 0 && avail - hl >= f.length;
+			evbuffer_remove_buffer(src, dst, whole ? hl + (size_t)f.length : hl);
 			moved = true;
 			timer_disarm(g);
-			if (f.chunked) {
+			if (whole) {
+				passed_whole = true;
+			} else if (f.chunked) {
 				g->state = G_CHUNK_SIZE;
 				g->body_total = 0;
 				timer_arm(g, T_BODY, lim->body_timeout_ms);

@@ -192,7 +192,8 @@ static const char *http_date(void)
 	time_t now = time(NULL);
 	if (now != cached_at) {
 		struct tm tm;
-		if (!gmtime_r(&now, &tm) || strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+		if (!gmtime_r(&now, &tm) ||
+		    strftime(text, sizeof(text), "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
 			return NULL;
 		cached_at = now;
 	}

@@ -946,7 +946,8 @@ static bool has_header(const struct upstream_request *req, const char *name)
 /* Build x->headers and every option of x->easy: all of them on a fresh
  * handle, the ones that differ per transfer on a parked one (easy_park).
  * CURLE_OK or the first error. */
-static CURLcode setup_easy(struct upstream_xfer *x, const struct upstream_request *req, bool https, bool fresh)
+static CURLcode setup_easy(struct upstream_xfer *x, const struct upstream_request *req, bool https,
+                           bool fresh)
 {
 	CURL *e = x->easy;
 	for (size_t i = 0; i < req->nheaders; i++) {

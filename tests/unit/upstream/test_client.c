@@ -547,7 +547,8 @@ Test(upstream, a_reused_handle_carries_nothing_over)
 		bool compressed;
 		const char *want; /* NULL: only a 200 with an empty body (HEAD) */
 	} steps[] = {
-		{ "POST", "/echo", "{\"a\":1}", false, "POST|probe=probe-1|auth=yes|expect=none|7|{\"a\":1}" },
+		{ "POST", "/echo", "{\"a\":1}", false,
+		  "POST|probe=probe-1|auth=yes|expect=none|7|{\"a\":1}" },
 		{ "DELETE", "/echo", NULL, false, "DELETE|probe=probe-1|auth=yes|expect=none|0|" },
 		{ "GET", "/echo", NULL, false, "GET|probe=probe-1|auth=yes|expect=none|0|" },
 		{ "HEAD", "/echo", NULL, false, NULL },
@@ -555,14 +556,16 @@ Test(upstream, a_reused_handle_carries_nothing_over)
 		{ "POST", "/ae", "{}", true, "gzip" },
 		{ "GET", "/echo", NULL, false, "GET|probe=probe-1|auth=yes|expect=none|0|" },
 		{ "POST", "/ae", "{}", false, "ae=none" },
-		{ "POST", "/echo", "{\"b\":2}", false, "POST|probe=probe-1|auth=yes|expect=none|7|{\"b\":2}" },
+		{ "POST", "/echo", "{\"b\":2}", false,
+		  "POST|probe=probe-1|auth=yes|expect=none|7|{\"b\":2}" },
 	};
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		struct res r = { 0 };
 		next_compressed = steps[i].compressed;
 		const char *b = steps[i].body;
-		cr_assert_not_null(start_req(&r, steps[i].method, steps[i].path, b, b ? strlen(b) : 0, 2000, 2000),
-		                   "step %zu", i);
+		cr_assert_not_null(
+		    start_req(&r, steps[i].method, steps[i].path, b, b ? strlen(b) : 0, 2000, 2000),
+		    "step %zu", i);
 		next_compressed = false;
 		run_loop(5000);
 		cr_assert(!loop_timed_out, "step %zu", i);

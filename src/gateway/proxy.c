@@ -391,7 +391,7 @@ static int on_cev(const struct cev *ev, void *arg)
 	case CEV_ERROR:
 		p->outcome = "upstream_error";
 		set_msg(&p->error, "upstream stream error: %.200s",
-		         ev->error ? ev->error->message : "unknown");
+		        ev->error ? ev->error->message : "unknown");
 		break;
 	default:
 		break;
@@ -633,8 +633,7 @@ static void on_done(void *ud, enum upstream_result res, long status, const char 
 			snprintf(msg, sizeof(msg), "upstream stream failed: %s", upstream_result_name(res));
 			stream_error(p, msg);
 			p->outcome = res == UPSTREAM_ETIMEOUT_IDLE ? "timeout" : "upstream_error";
-			set_msg(&p->error, "stream cut: %s",
-			         detail ? detail : upstream_result_name(res));
+			set_msg(&p->error, "stream cut: %s", detail ? detail : upstream_result_name(res));
 		} else if (!p->outcome) {
 			p->outcome = "ok";
 		}
@@ -785,8 +784,7 @@ static void attempt(struct proxy *p)
 		enum wire pf = wire_of(prov->type);
 		if (p->kind == K_EMBED && pf != WIRE_OPENAI) {
 			p->xlate_status = 400;
-			set_msg(&p->xlate_err,
-			         "embeddings are served only by OpenAI-compatible providers");
+			set_msg(&p->xlate_err, "embeddings are served only by OpenAI-compatible providers");
 			continue;
 		}
 		if (pf != p->cfmt && !p->canon && !make_canon(p)) {
@@ -1064,8 +1062,8 @@ static bool query_param(const char *q, const char *name, char *out, size_t size)
 #define KEY_CACHE_SLOTS 64 /* a power of two */
 #define KEY_TOKEN_BUF (TOKEN_BUF + 8)
 struct key_cache_slot {
-	uint64_t version; /* 0: empty */
-	size_t index;     /* in the snapshot's client_keys */
+	uint64_t version;              /* 0: empty */
+	size_t index;                  /* in the snapshot's client_keys */
 	char key_hash[TOKEN_HASH_BUF]; /* that entry's, checked on every hit */
 	char token[KEY_TOKEN_BUF];
 };
@@ -1090,7 +1088,8 @@ static const struct snap_client_key *key_cache_find(const struct snapshot *s, co
 	return &s->client_keys[c->index];
 }
 
-static void key_cache_put(const struct snapshot *s, const char *token, size_t size, const struct snap_client_key *k)
+static void key_cache_put(const struct snapshot *s, const char *token, size_t size,
+                          const struct snap_client_key *k)
 {
 	if (size != KEY_TOKEN_BUF || s->version == 0)
 		return;

@@ -36,6 +36,7 @@
  *    WAL or migrating, instead of failing with SQLITE_BUSY.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,8 +215,20 @@ static int sq_exec(struct store *st, const char *sql, char *text_out, size_t tex
 	}
 }
 
+/* Process-wide, before the first connection: no memory statistics.  With
+ * them on, every allocation SQLite makes takes one global mutex (some
+ * thirty per request-log row), shared by every thread's connection; Fusion
+ * never reads them. */
+static void sq_process_init(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* SQLITE_MISUSE if already started: fine */
+}
+
 static int sq_open(struct store *st)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, sq_process_init);
+
 	struct sq *sq = xcalloc(1, sizeof(*sq));
 	char *path = NULL;
 	int oflags = SQLITE_OPEN_NOMUTEX;

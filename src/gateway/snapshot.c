@@ -26,7 +26,7 @@
  * Publication: the hub keeps the current snapshot and a list of
  * subscribers.  snapshot_publish(), under the hub lock, stamps the next
  * version, and for each subscriber swaps one new reference into its
- * mailbox (an atomic pointer) and activates its wake event; whatever was
+ * mailbox (an atomic pointer) and signals its waker; whatever was
  * still in the mailbox was never seen by that worker and is dropped.  The
  * wake callback runs on the worker's own loop: it takes the mailbox
  * (atomic exchange with NULL) and swaps it into the worker's slot.
@@ -53,6 +53,7 @@
 #include "store/store.h"
 #include "util/alloc.h"
 #include "util/log.h"
+#include "util/waker.h"
 
 /* ---- provider types ---------------------------------------------------- */
 
@@ -760,7 +761,7 @@ out:
 
 struct snapshot_sub {
 	struct snapshot_hub *hub;           /* borrowed */
-	struct event *wake;                 /* owned; on the worker's base */
+	struct waker *wake;                 /* owned; on the worker's base */
 	struct snapshot **slot;             /* borrowed: the worker's pointer, written on its thread */
 	_Atomic(struct snapshot *) mailbox; /* owned reference, or NULL once taken */
 	struct snapshot_sub *prev, *next;   /* hub->subs, under hub->lock */
@@ -799,7 +800,7 @@ void snapshot_hub_free(struct snapshot_hub *hub)
 /* On the worker's thread.  Freeing the old snapshot here is safe: it is
  * not a libevent object, and requests that still use it hold their own
  * reference. */
-static void on_wake(evutil_socket_t fd, short what, void *arg)
+static void on_wake(void *arg)
 {
 	struct snapshot_sub *sub = arg;
 	struct snapshot *s = atomic_exchange(&sub->mailbox, NULL);
@@ -817,7 +818,7 @@ struct snapshot_sub *snapshot_subscribe(struct snapshot_hub *hub, struct event_b
 	sub->hub = hub;
 	sub->slot = slot;
 	atomic_init(&sub->mailbox, NULL);
-	sub->wake = event_new(wake_base, -1, 0, on_wake, sub);
+	sub->wake = waker_new(wake_base, on_wake, sub);
 	if (!sub->wake) {
 		fprintf(stderr, "fusion: cannot create the snapshot wake event\n");
 		abort();
@@ -845,7 +846,7 @@ void snapshot_unsubscribe(struct snapshot_hub *hub, struct snapshot_sub *sub)
 		sub->next->prev = sub->prev;
 	pthread_mutex_unlock(&hub->lock);
 	/* No publisher can reach sub now: publishers walk the list under the lock. */
-	event_free(sub->wake);
+	waker_free(sub->wake);
 	snapshot_unref(atomic_exchange(&sub->mailbox, NULL));
 	snapshot_unref(*sub->slot);
 	*sub->slot = NULL;
@@ -892,7 +893,7 @@ void snapshot_publish(struct snapshot_hub *hub, struct snapshot *s)
 		/* The reference is in the mailbox before the wake, so a wake
 		 * always finds it (or a newer one). */
 		snapshot_unref(atomic_exchange(&sub->mailbox, snapshot_ref(s)));
-		event_active(sub->wake, EV_READ, 0);
+		waker_signal(sub->wake);
 	}
 	pthread_mutex_unlock(&hub->lock);
 	snapshot_unref(old);

@@ -18,7 +18,7 @@
  *                            hub->current = s, and for every subscriber:
  *                            one new reference into its mailbox (an
  *                            atomic pointer; a pending one not yet taken
- *                            is replaced and dropped) + event_active()
+ *                            is replaced and dropped) + waker_signal()
  *   worker loop (its own thread) ─► mailbox callback: swap the worker's
  *                            slot to the new snapshot, unref the old one
  *   request on that worker ─► s = snapshot_ref(worker slot) at start,
@@ -184,8 +184,8 @@ struct snapshot_hub *snapshot_hub_new(struct snapshot *initial);
 void snapshot_hub_free(struct snapshot_hub *hub);
 
 /*
- * Subscribe a worker.  wake_base is the worker's event_base (created after
- * evthread_use_pthreads()); *slot is the worker's current pointer, set now
+ * Subscribe a worker.  wake_base is the worker's event_base (it needs no
+ * libevent locks: the wake is an eventfd, see util/waker.h); *slot is the worker's current pointer, set now
  * to a new reference of the hub's current snapshot, and replaced (the old
  * one unref'd) on the worker's own thread, from a callback on wake_base,
  * whenever a newer one is published.  Call on the worker's thread, or

@@ -3,7 +3,8 @@
  *
  * Each worker owns one event_base, one evhttp, its own store handle and
  * everything created on them; nothing of a worker is touched by another
- * thread except through event_active() on its stop event.  Each worker
+ * thread except through a waker (util/waker.h: its stop, a new snapshot),
+ * so its loop runs without libevent's locks.  Each worker
  * accepts on its own socket bound to the same port with SO_REUSEPORT,
  * so the kernel spreads new connections evenly: with one shared socket
  * the first worker to wake took a whole burst (libevent accepts until
@@ -29,6 +30,7 @@ struct event_base;
 struct evhttp;
 struct evhttp_bound_socket;
 struct event;
+struct waker;
 struct store;
 struct http_req;
 struct app;
@@ -51,7 +53,7 @@ struct worker {
 	struct snapshot_sub *snap_sub;     /* owned; the mailbox new snapshots arrive in */
 	struct upstream *up;               /* owned; this worker's upstream client (curl multi) */
 	struct route_state *route;         /* owned; round-robin positions of this worker */
-	struct event *stop_ev;             /* owned; activated by server_stop */
+	struct waker *stop;                /* owned; signalled by server_stop */
 	struct event *drain_ev;            /* owned; polls for drain completion */
 	struct conn_guard_set guards;
 	struct http_req *inflight; /* requests handed to handlers, not answered */

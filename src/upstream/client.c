@@ -658,9 +658,12 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
 	size_t n = size * nitems;
 	if (x->state != XFER_RUNNING)
 		return 0; /* cancelled: stop (any value != n aborts) */
-	uint64_t now = clock_mono_ns();
-	x->last_rx_ns = now;
+	/* Activity is stamped at the first status line and at the end of each
+	 * head, not on every header line (a head arrives in one read or a
+	 * few, well within the idle limit). */
 	if (x->phase != PH_RESPONSE) {
+		uint64_t now = clock_mono_ns();
+		x->last_rx_ns = now;
 		x->phase = PH_RESPONSE;
 		x->t_status_ns = now;
 		arm_ns(x, (uint64_t)x->idle_ms * NS_PER_MS);
@@ -674,6 +677,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
 	if (!(n == 2 && buf[0] == '\r' && buf[1] == '\n') && !(n == 1 && buf[0] == '\n'))
 		return n;
 	/* End of a response head. */
+	x->last_rx_ns = clock_mono_ns();
 	if (x->status == 0)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	if (x->status >= 100 && x->status < 200)

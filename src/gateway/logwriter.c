@@ -214,7 +214,7 @@ static struct store_value text_param(const char *s, char **copy_out)
 		return sv_null();
 	len = strlen(s);
 	if (len <= STORE_VALUE_MAX && utf8_valid(u, len))
-		return sv_textn(s, len);
+		return sv_text_checked(s, len); /* strlen: no NUL inside */
 	cap = len > STORE_VALUE_MAX / 3 ? STORE_VALUE_MAX : len * 3;
 	out = xmalloc(cap + 1);
 	while (i < len) {
@@ -235,7 +235,7 @@ static struct store_value text_param(const char *s, char **copy_out)
 	}
 	out[o] = '\0';
 	*copy_out = out;
-	return sv_textn(out, o);
+	return sv_text_checked(out, o); /* made of whole characters */
 }
 
 static struct store_value opt_int(int64_t v, bool known)

@@ -362,6 +362,8 @@ static int check_param(struct store *st, size_t idx, const struct store_value *v
 			              STORE_VALUE_MAX);
 			return STORE_EINVAL;
 		}
+		if (v->type == STORE_T_TEXT && v->checked)
+			return STORE_OK; /* the caller scanned it (sv_text_checked) */
 		if (v->type == STORE_T_TEXT && v->len && memchr(v->p, '\0', v->len)) {
 			store__errorf(st, "parameter %zu: TEXT holds a NUL byte (use a BLOB)", idx);
 			return STORE_EINVAL;

@@ -101,6 +101,7 @@ struct store_value {
 	double d;      /* STORE_T_REAL */
 	const void *p; /* STORE_T_TEXT / STORE_T_BLOB; may be NULL only when len is 0 */
 	size_t len;    /* bytes at p (TEXT: without a terminator) */
+	bool checked;  /* TEXT the caller already knows is UTF-8 without NUL (sv_text_checked) */
 };
 
 static inline struct store_value sv_null(void)
@@ -129,6 +130,13 @@ static inline struct store_value sv_textn(const char *s, size_t len)
 }
 
 /* A NUL-terminated string; NULL gives a NULL value. */
+/* TEXT the caller has just validated itself (valid UTF-8, no NUL byte, at
+ * most STORE_VALUE_MAX bytes): the store does not scan it again. */
+static inline struct store_value sv_text_checked(const char *s, size_t len)
+{
+	return (struct store_value){ .type = STORE_T_TEXT, .p = s, .len = len, .checked = true };
+}
+
 static inline struct store_value sv_text(const char *s)
 {
 	return s ? sv_textn(s, strlen(s)) : sv_null();

@@ -1356,8 +1356,7 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 	p->buf = evbuffer_new();
 	p->capture = packbuf_new();
 	if (p->stream) { /* only streams need these */
-		p->out = evbuffer_new();
-		p->sse = sse_new(SSE_EVENT_MAX);
+		p->out = evbuffer_new(); /* p->sse: made by each attempt */
 		p->heartbeat = evtimer_new(w->base, on_heartbeat, p);
 	}
 	p->watch = evtimer_new(w->base, on_watch, p);

@@ -4,8 +4,8 @@
 # through an nginx reverse proxy (the reference).  docs/BENCHMARKS.md says
 # what is measured and why; this script rewrites its results section.
 #
-#   make bench                      # the whole thing, about 4 minutes on 2 cores
-#   BENCH_DURATION=3 scripts/bench.sh   # shorter runs while working on it
+#   make bench                      # the whole thing, about 5 minutes on 2 cores
+#   BENCH_ROUNDS=1 scripts/bench.sh     # one round while working on it
 #
 # What it does:
 #   1. builds build/fusion, build/tools/fast_upstream and build/tools/slow_streams
@@ -17,7 +17,10 @@
 #      through its admin API (provider, model, client key);
 #   3. wrk with scripts/bench/chat.lua: non-streaming and streaming chat
 #      completions at each connection count, for direct / nginx / fusion
-#      back to back, BENCH_DURATION seconds each; CPU time (utime+stime from
+#      back to back, BENCH_DURATION seconds each, the whole series
+#      BENCH_ROUNDS times (the report takes the median round of each cell:
+#      on a shared 2-CPU machine one run alone can be off by a third);
+#      CPU time (utime+stime from
 #      /proc/<pid>/stat) and peak RSS (VmHWM, reset before each run through
 #      /proc/<pid>/clear_refs) of the process(es) serving the run;
 #   4. build/tools/slow_streams: BENCH_SLOW_STREAMS streams held at once,
@@ -34,7 +37,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-DURATION=${BENCH_DURATION:-10}
+DURATION=${BENCH_DURATION:-4}
+ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-2}
 CONNS=${BENCH_CONNS:-16 64 256}
 SLOW_STREAMS=${BENCH_SLOW_STREAMS:-4096}
@@ -49,7 +53,7 @@ MODEL=bench-model
 # The command as typed, for the report: `make bench` sets BENCH_COMMAND;
 # BENCH_* overrides in the environment are part of it.
 cmd_prefix=""
-for v in BENCH_FUSION_BIN BENCH_DURATION BENCH_WARMUP BENCH_CONNS BENCH_SLOW_STREAMS BENCH_SLOW_EVENTS BENCH_SLOW_DELAY_MS; do
+for v in BENCH_FUSION_BIN BENCH_DURATION BENCH_ROUNDS BENCH_WARMUP BENCH_CONNS BENCH_SLOW_STREAMS BENCH_SLOW_EVENTS BENCH_SLOW_DELAY_MS; do
 	if [ -n "${!v:-}" ]; then cmd_prefix+="$v='${!v}' "; fi
 done
 COMMAND="${cmd_prefix}${BENCH_COMMAND:-scripts/bench.sh}"
@@ -262,7 +266,7 @@ for target in direct nginx fusion; do
 		--data "{\"model\":\"$MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}" "$(url_of $target)")
 	case "$body" in *'data: [DONE]'*) ;; *) die "$target: unexpected stream: $body" ;; esac
 done
-say "all three targets answer; runs of ${DURATION}s, connections: $CONNS"
+say "all three targets answer; $ROUNDS rounds of ${DURATION}s runs, connections: $CONNS"
 
 # ---- measuring -------------------------------------------------------------
 
@@ -359,14 +363,14 @@ check_fusion() {
 	fi
 }
 
-# wrk_run TARGET MODE CONNS SECONDS KIND  (KIND: wrk = measured, warmup = not shown)
+# wrk_run TARGET MODE CONNS SECONDS KIND ROUND  (KIND: wrk = measured, warmup = not shown)
 wrk_run() {
-	local target=$1 mode=$2 conns=$3 secs=$4 kind=$5
+	local target=$1 mode=$2 conns=$3 secs=$4 kind=$5 round=${6:-0}
 	local pids out c0 c1 u0 u1 o0 o1 hwm logw stream=0
 	if [ "$target" = fusion ] && [ -n "$FUSION_DIED" ]; then return 0; fi
 	[ "$mode" = stream ] && stream=1
 	pids=$(pids_of "$target")
-	out=$T/$kind-$target-$mode-$conns.json
+	out=$T/$kind-$target-$mode-$conns-$round.json
 	: >"$out"
 	# shellcheck disable=SC2086
 	reset_hwm $pids
@@ -388,8 +392,8 @@ wrk_run() {
 	logw=null
 	if [ "$target" = fusion ] && [ -z "$FUSION_DIED" ]; then logw=$(fusion_logw); fi
 	if [ -s "$out" ]; then
-		printf '{"kind":"%s","target":"%s","mode":"%s","conns":%s,"cpu_s":%s,"upstream_cpu_s":%s,"hwm_kb":%s,"tcp_connects":%s,"log_writer":%s,"wrk":%s}\n' \
-			"$kind" "$target" "$mode" "$conns" "$(awk "BEGIN{print ($c1-$c0)/$CLK_TCK}")" \
+		printf '{"kind":"%s","round":%s,"target":"%s","mode":"%s","conns":%s,"cpu_s":%s,"upstream_cpu_s":%s,"hwm_kb":%s,"tcp_connects":%s,"log_writer":%s,"wrk":%s}\n' \
+			"$kind" "$round" "$target" "$mode" "$conns" "$(awk "BEGIN{print ($c1-$c0)/$CLK_TCK}")" \
 			"$(awk "BEGIN{print ($u1-$u0)/$CLK_TCK}")" "$hwm" $((o1 - o0)) "$logw" "$(head -n1 "$out")" >>"$RESULTS"
 		[ "$kind" = warmup ] || node scripts/bench/report.mjs line "$(tail -n1 "$RESULTS")" >&2
 	else
@@ -444,10 +448,13 @@ for target in direct nginx fusion; do
 	wrk_run "$target" json 64 "$WARMUP" warmup
 	wrk_run "$target" stream 64 "$WARMUP" warmup
 done
-for mode in json stream; do
-	for conns in $CONNS; do
-		for target in direct nginx fusion; do
-			wrk_run "$target" "$mode" "$conns" "$DURATION" wrk
+for round in $(seq "$ROUNDS"); do
+	say "round $round of $ROUNDS"
+	for mode in json stream; do
+		for conns in $CONNS; do
+			for target in direct nginx fusion; do
+				wrk_run "$target" "$mode" "$conns" "$DURATION" wrk "$round"
+			done
 		done
 	done
 done
@@ -489,7 +496,7 @@ node -e 'const [,...a]=process.argv;const o={};for(let i=0;i<a.length;i+=2)o[a[i
 	stale "$STALE" \
 	nginx_version "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')" \
 	wrk_version "$(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}')" \
-	duration_s "$DURATION" conns "$CONNS" slow_streams "$SLOW_STREAMS" slow_events "$SLOW_EVENTS" \
+	duration_s "$DURATION" rounds "$ROUNDS" conns "$CONNS" slow_streams "$SLOW_STREAMS" slow_events "$SLOW_EVENTS" \
 	slow_delay_ms "$SLOW_DELAY_MS" hwm_reset "$HWM_RESET" steal_pct "$STEAL_PCT" \
 	fusion_died "$FUSION_DIED" fusion_exit "$FUSION_EXIT" fusion_rows "$FUSION_ROWS" \
 	fusion_outcomes "${FUSION_OUTCOMES:-}" fusion_threads "$FUSION_THREADS" fusion_log_writer "$FUSION_LOGW" fusion_log_warnings "$FUSION_WARNINGS" \

@@ -31,7 +31,7 @@ function wrkRow(r) {
   const secs = w.duration_us / 1e6;
   const e = w.errors;
   return {
-    target: r.target, mode: r.mode, conns: r.conns,
+    target: r.target, mode: r.mode, conns: r.conns, round: r.round ?? 1,
     requests: w.requests,
     rps: w.requests / secs,
     p50: w.latency_us.p50 / 1000,
@@ -59,6 +59,33 @@ function line(r) {
     `listen overflows ${r.tcpext?.ListenOverflows ?? '—'}; CPU ${f(r.cpu_s, 2)} s; RSS ${f(r.hwm_kb / 1024, 1)} MB`;
 }
 
+const median = (xs) => {
+  const v = xs.filter((x) => x !== null && x !== undefined && Number.isFinite(x)).sort((p, q) => p - q);
+  if (!v.length) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const range = (xs, d, unit = '') => {
+  const v = xs.filter((x) => Number.isFinite(x));
+  return v.length > 1 ? ` (${f(Math.min(...v), d)}–${f(Math.max(...v), d)}${unit})` : '';
+};
+
+// The rounds of one cell as one row: each measure's median over the rounds
+// (errors and requests summed), plus the rounds themselves.
+function mergeRounds(xs) {
+  const m = (k) => median(xs.map((x) => x[k]));
+  return {
+    ...xs[0],
+    rounds: xs,
+    requests: xs.reduce((a, x) => a + x.requests, 0),
+    rps: m('rps'), p50: m('p50'), p99: m('p99'), cpu1k: m('cpu1k'), upCpu1k: m('upCpu1k'),
+    rssMB: Math.max(...xs.map((x) => x.rssMB)),
+    connects: m('connects'),
+    errors: xs.reduce((a, x) => a + x.errors, 0),
+    errorText: xs.map((x) => x.errorText).filter(Boolean).join('; '),
+  };
+}
+
 function table(head, rows) {
   const out = [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const r of rows) out.push(`| ${r.join(' | ')} |`);
@@ -76,7 +103,12 @@ function report(meta, results) {
   const wrk = results.filter((r) => r.kind === 'wrk').map(wrkRow);
   const warm = results.filter((r) => r.kind === 'warmup').map(wrkRow);
   const slow = Object.fromEntries(results.filter((r) => r.kind === 'slow').map((r) => [r.target, r]));
-  const get = (target, mode, conns) => wrk.find((x) => x.target === target && x.mode === mode && x.conns === conns);
+  const rounds = [...new Set(wrk.map((x) => x.round))].sort((p, q) => p - q);
+  const cellRuns = (target, mode, conns) => wrk.filter((x) => x.target === target && x.mode === mode && x.conns === conns);
+  const get = (target, mode, conns) => {
+    const xs = cellRuns(target, mode, conns);
+    return xs.length ? mergeRounds(xs) : undefined;
+  };
   const conns = [...new Set(wrk.map((x) => x.conns))];
   const parts = [];
   const console_ = [];
@@ -85,7 +117,9 @@ function report(meta, results) {
   parts.push([
     `- Machine: ${meta.nproc} CPUs (\`nproc\`), ${meta.cpu_model}, ${meta.mem_total} memory, ${meta.kernel}.`,
     `- Software: ${meta.fusion_version} (tree at ${meta.git_rev}); ${meta.nginx_version}; ${meta.wrk_version}.`,
-    `- wrk runs: ${meta.duration_s} s each, \`-t ${meta.nproc}\`, connections ${meta.conns.split(' ').join(' / ')}; ` +
+    `- wrk runs: ${meta.duration_s} s each, \`-t ${meta.nproc}\`, connections ${meta.conns.split(' ').join(' / ')}, ` +
+      `${rounds.length} round${rounds.length === 1 ? '' : 's'} (every cell of the series direct / nginx / fusion once per round); ` +
+      'each number below is the median of the rounds, with their range in brackets where it matters; ' +
       `slow streams: ${meta.slow_streams} at once, ${meta.slow_events} events ${meta.slow_delay_ms} ms apart.`,
     `- CPU steal (time the hypervisor gave to other guests) during the run: ${meta.steal_pct ?? '—'}% of all CPU time.`,
     `- Peak RSS is VmHWM ${meta.hwm_reset === '1' ? 'reset before each run (`/proc/<pid>/clear_refs`), so it is the peak of that run' : 'since process start (resetting it failed)'}; ` +
@@ -99,8 +133,8 @@ function report(meta, results) {
       for (const t of ['direct', 'nginx', 'fusion']) {
         const x = get(t, mode, c);
         if (!x) { rows.push([String(c), t, '—', '—', '—', '—', '—', '—', '—', '—']); continue; }
-        rows.push([String(c), t === 'fusion' ? '**fusion**' : t, f(x.rps), f(x.p50, 2), f(x.p99, 2), x.errors ? `**${x.errors}** (${x.errorText})` : '0',
-          f(x.cpu1k, 3), f(x.rssMB, 1), t === 'direct' ? '(same)' : f(x.upCpu1k, 3), String(x.connects ?? '—')]);
+        rows.push([String(c), t === 'fusion' ? '**fusion**' : t, f(x.rps) + range(x.rounds.map((r) => r.rps), 0), f(x.p50, 2), f(x.p99, 2), x.errors ? `**${x.errors}** (${x.errorText})` : '0',
+          f(x.cpu1k, 3) + range(x.rounds.map((r) => r.cpu1k), 3), f(x.rssMB, 1), t === 'direct' ? '(same)' : f(x.upCpu1k, 3), f(x.connects ?? null)]);
       }
     }
     const title = mode === 'json' ? 'Non-streaming (one ~360-byte chat.completion per request)' : 'Streaming (5 content events + finish chunk + [DONE] per request, no delay)';
@@ -120,15 +154,21 @@ function report(meta, results) {
       const ng = get('nginx', mode, c);
       const di = get('direct', mode, c);
       if (!fu || !ng) { ratioRows.push([mode, String(c), '—', '—', '—', '—']); continue; }
-      const thr = fu.rps / ng.rps;
-      const cpu = fu.cpu1k / ng.cpu1k;
+      // Ratios of runs measured back to back (the same round), then their
+      // median: the machine's drift over minutes cancels out.
+      const pairs = fu.rounds.map((x) => [x, ng.rounds.find((y) => y.round === x.round)]).filter(([, y]) => y);
+      const thrs = pairs.map(([x, y]) => x.rps / y.rps);
+      const cpus = pairs.map(([x, y]) => x.cpu1k / y.cpu1k);
+      const thr = median(thrs);
+      const cpu = median(cpus);
       cells++;
       minThr = Math.min(minThr, thr);
       maxCpu = Math.max(maxCpu, cpu);
-      ratioRows.push([mode, String(c), pctStr(thr), fx(cpu), di ? pctStr(fu.rps / di.rps) : '—', di ? `${sgn(fu.p50 - di.p50)} / ${sgn(fu.p99 - di.p99)}` : '—']);
+      const span = (xs, fmt) => (xs.length > 1 ? ` (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})` : '');
+      ratioRows.push([mode, String(c), pctStr(thr) + span(thrs, pctStr), fx(cpu) + span(cpus, fx), di ? pctStr(fu.rps / di.rps) : '—', di ? `${sgn(fu.p50 - di.p50)} / ${sgn(fu.p99 - di.p99)}` : '—']);
     }
   }
-  const ratioMd = table(['mode', 'conns', 'Fusion req/s ÷ nginx', 'Fusion CPU/req ÷ nginx', 'Fusion req/s ÷ direct', 'Fusion p50 / p99 added vs direct (ms)'], ratioRows);
+  const ratioMd = table(['mode', 'conns', 'Fusion req/s ÷ nginx (rounds)', 'Fusion CPU/req ÷ nginx (rounds)', 'Fusion req/s ÷ direct', 'Fusion p50 / p99 added vs direct (ms)'], ratioRows);
   parts.push(`### Fusion against nginx, same run\n\n${ratioMd}`);
   console_.push(`Fusion against nginx\n${plain(ratioMd)}`);
 
@@ -156,8 +196,8 @@ function report(meta, results) {
   const allRss = Math.max(...wrk.filter((x) => x.target === 'fusion').map((x) => x.rssMB), fuRss ?? 0);
   const fusionWrkErrors = wrk.filter((x) => x.target === 'fusion').reduce((a, x) => a + x.errors, 0);
   const targetRows = [
-    ['Fusion throughput ≥ 25% of nginx\'s', cells ? `lowest ${pctStr(minThr)} (over ${cells} cells)` : '—', verdict(cells ? minThr >= TARGETS.throughput : null)],
-    ['Fusion CPU per request ≤ 4× nginx\'s', cells ? `highest ${fx(maxCpu)}` : '—', verdict(cells ? maxCpu <= TARGETS.cpu : null)],
+    ['Fusion throughput ≥ 25% of nginx\'s', cells ? `lowest ${pctStr(minThr)} (over ${cells} cells, median of the rounds)` : '—', verdict(cells ? minThr >= TARGETS.throughput : null)],
+    ['Fusion CPU per request ≤ 4× nginx\'s', cells ? `highest ${fx(maxCpu)} (median of the rounds)` : '—', verdict(cells ? maxCpu <= TARGETS.cpu : null)],
     [`${meta.slow_streams} slow streams held, no errors`, fs ? `${fs.ok} ok, ${fs.errors} errors` : '—', verdict(fs ? fs.errors === 0 && fs.ok === fs.streams : null)],
     ['p99 stream duration within 10% of direct', p99Ratio !== null ? `${f(fs.duration_ms.p99)} ms vs ${f(ds.duration_ms.p99)} ms: ${fx(p99Ratio)}` : '—', verdict(p99Ratio !== null ? p99Ratio <= TARGETS.p99 : null)],
     ['RSS under 150 MB (holding the slow streams)', fuRss !== null ? `${f(fuRss, 1)} MB (highest in any run: ${f(allRss, 1)} MB)` : '—', verdict(fuRss !== null ? fuRss < TARGETS.rssMB : null)],
@@ -180,7 +220,7 @@ function report(meta, results) {
   for (const r of fusionRuns) {
     const d = r.log_writer.dropped - prevDropped;
     prevDropped = r.log_writer.dropped;
-    if (d > 0) dropsAt.push(`${r.kind === 'slow' ? 'slow streams' : `${r.kind === 'warmup' ? 'warm-up ' : ''}${r.mode} c=${r.conns}`}: ${d}`);
+    if (d > 0) dropsAt.push(`${r.kind === 'slow' ? 'slow streams' : `${r.kind === 'warmup' ? 'warm-up ' : `round ${r.round} `}${r.mode} c=${r.conns}`}: ${d}`);
   }
   if (fusionRuns.length) {
     notes.push(`- Request-log rows the log writer dropped, by run (its \`dropped\` counter read after each Fusion run): ${dropsAt.length ? dropsAt.join('; ') : 'none'}.`);

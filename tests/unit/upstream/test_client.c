@@ -172,6 +172,11 @@ static void srv_request(struct evhttp_request *req, void *arg)
 			evbuffer_add_buffer(b, body);
 		evhttp_add_header(out, "Content-Type", "text/plain");
 		evhttp_send_reply(req, 200, "OK", b);
+	} else if (strcmp(path, "/query") == 0) { /* the query string it was asked with */
+		const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+		evbuffer_add_printf(b, "q=%s", q ? q : "");
+		evhttp_add_header(out, "Content-Type", "text/plain");
+		evhttp_send_reply(req, 200, "OK", b);
 	} else if (strcmp(path, "/ae") == 0) { /* what the client offered */
 		const char *ae = evhttp_find_header(in, "Accept-Encoding");
 		evbuffer_add_printf(b, "ae=%s", ae ? ae : "none");
@@ -583,6 +588,28 @@ Test(upstream, a_reused_handle_carries_nothing_over)
 			cr_assert_str_eq(r.body, steps[i].want, "step %zu", i);
 		if (i > 0)
 			cr_assert(r.timing.reused, "step %zu: a new connection", i);
+	}
+	cr_assert_eq(atomic_load(&S.conns), 1);
+}
+
+/* curl parses each URL once per origin (up to a bound) and every transfer
+ * to it reuses the parse; past the bound curl parses as usual.  Either
+ * way each transfer goes to its own URL, on one reused connection. */
+Test(upstream, each_transfer_reaches_its_own_url_past_the_parsed_url_bound)
+{
+	for (int i = 0; i < 80; i++) {
+		struct res r = { 0 };
+		char path[64], want[64];
+		snprintf(path, sizeof(path), "/query?n=%d", i % 50); /* 50 URLs, most used twice */
+		snprintf(want, sizeof(want), "q=n=%d", i % 50);
+		cr_assert_not_null(start_req(&r, "GET", path, NULL, 0, 2000, 2000), "transfer %d", i);
+		run_loop(5000);
+		cr_assert(!loop_timed_out, "transfer %d", i);
+		for (int k = 0; k < 3; k++)
+			event_base_loop(cbase, EVLOOP_NONBLOCK);
+		cr_assert_eq(r.result, UPSTREAM_OK, "transfer %d: %s", i, r.detail);
+		r.body[r.len] = '\0';
+		cr_assert_str_eq(r.body, want, "transfer %d", i);
 	}
 	cr_assert_eq(atomic_load(&S.conns), 1);
 }

@@ -157,6 +157,24 @@ static void record_strings(struct log_record *r, char **out[NSTR])
 	out[10] = &r->response_body;
 }
 
+char *log_record_strdup(struct log_record *r, const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t n = strlen(s) + 1;
+	if (n > sizeof(r->small) - r->small_used)
+		return xstrdup(s);
+	char *d = r->small + r->small_used;
+	memcpy(d, s, n);
+	r->small_used += n;
+	return d;
+}
+
+static bool in_small(const struct log_record *r, const char *p)
+{
+	return p >= r->small && p < r->small + sizeof(r->small);
+}
+
 void log_record_free(struct log_record *r)
 {
 	char **s[NSTR];
@@ -164,8 +182,10 @@ void log_record_free(struct log_record *r)
 	if (!r)
 		return;
 	record_strings(r, s);
-	for (int i = 0; i < NSTR; i++)
-		free(*s[i]);
+	for (int i = 0; i < NSTR; i++) {
+		if (!in_small(r, *s[i]))
+			free(*s[i]);
+	}
 	packbuf_free(r->response_pieces);
 	free(r);
 }

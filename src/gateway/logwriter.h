@@ -106,7 +106,19 @@ struct log_record {
 	/* Private to the writer: set by logwriter_submit. */
 	struct log_record *lw_next;
 	size_t lw_bytes;
+
+	/* Room for the short strings above (names, model, outcome, address),
+	 * filled by log_record_strdup: part of the record's own allocation,
+	 * so a row costs the workers one malloc and the writer thread one
+	 * free instead of one of each per string (a free of another
+	 * thread's memory contends for that thread's heap). */
+	size_t small_used;
+	char small[320];
 };
+
+/* A copy of s owned by r, for one of r's string fields: inside r when it
+ * fits, else its own allocation.  NULL for NULL. */
+char *log_record_strdup(struct log_record *r, const char *s);
 
 /* A zeroed record with every "unknown" number preset to -1 (latency,
  * ttft, the token counts).  Never NULL (aborts on out-of-memory). */

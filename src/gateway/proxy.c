@@ -994,17 +994,17 @@ static void finish(struct proxy *p)
 	rec->created_at = clock_wall_ms();
 	if (p->ck) {
 		rec->client_key_id = p->ck->id;
-		rec->client_key_name = xstrdup(p->ck->name);
+		rec->client_key_name = log_record_strdup(rec, p->ck->name);
 	}
-	rec->client_format = xstrdup(wire_formats[p->cfmt]->name);
-	rec->client_model = xstrdup(p->model);
+	rec->client_format = log_record_strdup(rec, wire_formats[p->cfmt]->name);
+	rec->client_model = log_record_strdup(rec, p->model);
 	if (p->tgt) {
 		rec->provider_id = p->tgt->provider->id;
-		rec->provider_name = xstrdup(p->tgt->provider->name);
-		rec->provider_model = xstrdup(p->tgt->provider_model);
+		rec->provider_name = log_record_strdup(rec, p->tgt->provider->name);
+		rec->provider_model = log_record_strdup(rec, p->tgt->provider_model);
 	}
 	rec->status_code = p->status;
-	rec->outcome = xstrdup(p->outcome ? p->outcome : "ok");
+	rec->outcome = log_record_strdup(rec, p->outcome ? p->outcome : "ok");
 	rec->error = p->error; /* the record owns it now */
 	p->error = NULL;
 	rec->latency_ms = (int64_t)((clock_mono_ns() - p->start_ns) / 1000000u);
@@ -1017,7 +1017,7 @@ static void finish(struct proxy *p)
 	                        : -1;
 	rec->cached_tokens = p->usage.cached;
 	rec->stream = p->stream;
-	rec->client_addr = xstrdup(p->peer);
+	rec->client_addr = log_record_strdup(rec, p->peer);
 	sb_adds(&p->attempts_log, p->attempts_log.len ? "]" : "[]");
 	rec->attempts_json = sb_take(&p->attempts_log);
 	if (p->capture_max) { /* bodies are kept only when the settings say so */
@@ -1137,14 +1137,14 @@ static void log_rejected(struct worker *w, enum wire cfmt, const char *rid, cons
 	rec->created_at = clock_wall_ms();
 	if (ck) {
 		rec->client_key_id = ck->id;
-		rec->client_key_name = xstrdup(ck->name);
+		rec->client_key_name = log_record_strdup(rec, ck->name);
 	}
-	rec->client_format = xstrdup(wire_formats[cfmt]->name);
-	rec->client_model = model ? xstrdup(model) : NULL;
+	rec->client_format = log_record_strdup(rec, wire_formats[cfmt]->name);
+	rec->client_model = log_record_strdup(rec, model);
 	rec->status_code = status;
-	rec->outcome = xstrdup("rejected");
+	rec->outcome = log_record_strdup(rec, "rejected");
 	rec->error = xstrdup(error);
-	rec->client_addr = xstrdup(peer);
+	rec->client_addr = log_record_strdup(rec, peer);
 	logwriter_submit(w->srv->app->logw, rec);
 }
 
@@ -1355,7 +1355,7 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 	wire_usage_init(&p->usage);
 	p->buf = evbuffer_new();
 	p->capture = packbuf_new();
-	if (p->stream) { /* only streams need these */
+	if (p->stream) {                 /* only streams need these */
 		p->out = evbuffer_new(); /* p->sse: made by each attempt */
 		p->heartbeat = evtimer_new(w->base, on_heartbeat, p);
 	}

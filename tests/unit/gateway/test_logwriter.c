@@ -658,3 +658,32 @@ Test(logwriter, edges)
 	store_rows_free(row(st, id));
 	store_close(st);
 }
+
+/* Short strings live inside the record; what does not fit gets its own
+ * allocation; log_record_free frees exactly the latter (ASan checks). */
+Test(logwriter, record_strings_inside_the_record_and_beyond)
+{
+	struct log_record *r = log_record_new();
+	cr_assert_null(log_record_strdup(r, NULL));
+	r->client_format = log_record_strdup(r, "openai");
+	r->outcome = log_record_strdup(r, "ok");
+	cr_assert(r->client_format >= r->small && r->client_format < r->small + sizeof(r->small));
+	cr_assert_str_eq(r->client_format, "openai");
+	char big[400];
+	memset(big, 'm', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	r->client_model = log_record_strdup(r, big); /* larger than the room */
+	cr_assert(!(r->client_model >= r->small && r->client_model < r->small + sizeof(r->small)));
+	cr_assert_str_eq(r->client_model, big);
+	/* fill the room exactly, then one more byte goes outside */
+	size_t left = sizeof(r->small) - r->small_used;
+	char fill[sizeof(r->small)];
+	memset(fill, 'f', left - 1);
+	fill[left - 1] = '\0';
+	r->provider_name = log_record_strdup(r, fill);
+	cr_assert_eq(r->small_used, sizeof(r->small));
+	r->provider_model = log_record_strdup(r, "x");
+	cr_assert(!(r->provider_model >= r->small && r->provider_model < r->small + sizeof(r->small)));
+	cr_assert_str_eq(r->outcome, "ok"); /* earlier copies untouched */
+	log_record_free(r);
+}

@@ -18,14 +18,23 @@ static size_t skip_ws(const char *s, size_t n, size_t i)
 	return i;
 }
 
-/* s[i] is '"': the offset just past the closing quote, or n. */
+/* s[i] is '"': the offset just past the closing quote, or n.  The quotes
+ * are found with memchr; one is the end unless an odd run of backslashes
+ * stands right before it (the run cannot reach back past the opening
+ * quote, which is not a backslash). */
 static size_t skip_string(const char *s, size_t n, size_t i)
 {
-	for (i++; i < n; i++) {
-		if (s[i] == '\\')
-			i++;
-		else if (s[i] == '"')
-			return i + 1;
+	size_t from = i + 1;
+	while (from < n) {
+		const char *q = memchr(s + from, '"', n - from);
+		if (!q)
+			return n;
+		size_t at = (size_t)(q - s), k = 0;
+		while (at - k > i + 1 && s[at - k - 1] == '\\')
+			k++;
+		if (k % 2 == 0)
+			return at + 1;
+		from = at + 1;
 	}
 	return n;
 }

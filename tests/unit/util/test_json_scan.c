@@ -242,3 +242,34 @@ Test(json_check, reads_counts)
 	cr_assert_not(json_scan_int(u, n, "neg", &v));
 	cr_assert_not(json_scan_int(u, n, "missing", &v));
 }
+
+/* Strings full of escaped quotes and runs of backslashes: whatever the
+ * run before a quote, the member after the string is found where jansson
+ * writes it. */
+Test(json_scan, escapes_before_quotes_do_not_mislead_the_string_skip)
+{
+	static const char alphabet[] = { '\\', '"', 'a', '/', '\n', 'u' };
+	unsigned seed = 12345;
+	for (int t = 0; t < 2000; t++) {
+		char raw[24];
+		size_t len = (size_t)(t % 23);
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			raw[i] = alphabet[(seed >> 16) % sizeof(alphabet)];
+		}
+		raw[len] = '\0';
+		json_t *o = json_object();
+		json_object_set_new(o, raw[0] ? raw : "k", json_string(raw));
+		json_object_set_new(o, "nested", json_pack("{s:s}", "usage", raw));
+		json_object_set_new(o, "usage", json_pack("{s:i}", "total_tokens", t));
+		char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		struct json_span sp;
+		cr_assert(json_scan_member(text, strlen(text), "usage", &sp), "%s", text);
+		char want[64];
+		snprintf(want, sizeof(want), "{\"total_tokens\":%d}", t);
+		cr_assert_eq(sp.len, strlen(want), "%s", text);
+		cr_assert(memcmp(text + sp.off, want, sp.len) == 0, "%s", text);
+		free(text);
+		json_decref(o);
+	}
+}

@@ -1423,8 +1423,9 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 		finish(p);
 		return;
 	}
-	p->cands = xmalloc(p->ncands * sizeof(*p->cands));
-	memcpy(p->cands, cands, p->ncands * sizeof(*p->cands));
+	size_t bytes = p->ncands * sizeof(const struct snap_target *);
+	p->cands = xmalloc(bytes);
+	memcpy(p->cands, cands, bytes);
 	attempt(p);
 }
 

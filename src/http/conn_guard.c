@@ -507,13 +507,11 @@ static enum bufferevent_filter_result guard_input(struct evbuffer *src, struct e
 			evbuffer_remove_buffer(src, dst, whole ? hl + (size_t)f.length : hl);
 			moved = true;
 			timer_disarm(g);
-			if (whole) {
-				passed_whole = true;
-			} else if (f.chunked) {
+			if (f.chunked) {
 				g->state = G_CHUNK_SIZE;
 				g->body_total = 0;
 				timer_arm(g, T_BODY, lim->body_timeout_ms);
-			} else if (f.has_length && f.length > 0) {
+			} else if (!whole && f.has_length && f.length > 0) {
 				g->state = G_BODY;
 				g->remaining = f.length;
 				timer_arm(g, T_BODY, lim->body_timeout_ms);

@@ -570,7 +570,7 @@ static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
 
 static void usock_free(struct upstream *u, struct usock *s)
 {
-	if (s->parked && s->fd >= 0 && (size_t)s->fd < u->nfds && u->fds[s->fd].parked == s)
+	if (s->parked && u->fds && s->fd >= 0 && (size_t)s->fd < u->nfds && u->fds[s->fd].parked == s)
 		u->fds[s->fd].parked = NULL;
 	if (s->prev)
 		s->prev->next = s->next;

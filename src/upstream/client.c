@@ -91,6 +91,19 @@ enum xfer_phase {
 	PH_RESPONSE,    /* status line seen; idle timer armed (unless paused) */
 };
 
+/* A URL parsed once by curl's URL API and handed to every transfer to it
+ * (CURLOPT_CURLU): curl otherwise parses the URL and prints it back for
+ * each transfer (~10k instructions, 6% of a small proxied request).
+ * Kept per origin, at most ORIGIN_URLS_MAX (a Gemini origin has a URL per
+ * model; past the bound curl parses as usual), and freed with the origin,
+ * which outlives every transfer counted against it. */
+struct parsed_url {
+	struct parsed_url *next;
+	CURLU *uh; /* owned */
+	char url[];
+};
+#define ORIGIN_URLS_MAX 32
+
 /*
  * What is known of the connections to one origin ("http://host:port" as
  * the URL writes it).  Before it reuses a connection, curl 7.88 walks
@@ -103,19 +116,6 @@ enum xfer_phase {
  * shared, so an origin that ever answered in HTTP/2, or an https one
  * not yet seen answering in HTTP/1.1, is left to curl.
  */
-/* A URL parsed once by curl's URL API and handed to every transfer to it
- * (CURLOPT_CURLU): curl otherwise parses the URL and prints it back for
- * each transfer (~10k instructions, 4% of a small proxied request).
- * Kept per origin, at most ORIGIN_URLS_MAX (a Gemini origin has a URL per
- * model; past the bound curl parses as usual), and freed with the origin,
- * which outlives every transfer counted against it. */
-struct parsed_url {
-	struct parsed_url *next;
-	CURLU *uh; /* owned */
-	char url[];
-};
-#define ORIGIN_URLS_MAX 32
-
 struct origin {
 	struct origin *next; /* in u->origins */
 	struct upstream *u;  /* borrowed back-pointer, for the socket callbacks */
@@ -265,7 +265,6 @@ static void xfer_unlink(struct upstream_xfer *x)
 
 /* ---- origins ----------------------------------------------------- */
 
-/* The origin of url (checked by url_check: "http(s)://" then more). */
 static void origin_free(struct origin *o)
 {
 	for (struct parsed_url *pu = o->urls, *next; pu; pu = next) {
@@ -302,6 +301,7 @@ static CURLU *origin_parsed_url(struct origin *o, const char *url)
 	return uh;
 }
 
+/* The origin of url (checked by url_check: "http(s)://" then more). */
 static struct origin *origin_of(struct upstream *u, const char *url, bool https)
 {
 	const char *host = url + (https ? 8 : 7);
@@ -354,8 +354,7 @@ static void origin_release(struct upstream_xfer *x)
 
 static void usock_free(struct upstream *u, struct usock *s);
 
-/* u->fds[fd], the table grown to hold it; NULL if fd is negative or
- * memory ran out. */
+/* u->fds[fd], the table grown to hold it; NULL if fd is negative. */
 static struct fdslot *fd_slot(struct upstream *u, curl_socket_t fd)
 {
 	if (fd < 0)
@@ -364,9 +363,7 @@ static struct fdslot *fd_slot(struct upstream *u, curl_socket_t fd)
 		size_t n = u->nfds ? u->nfds : 64;
 		while (n <= (size_t)fd)
 			n *= 2;
-		struct fdslot *t = realloc(u->fds, n * sizeof(*t));
-		if (!t)
-			return NULL;
+		struct fdslot *t = xrealloc(u->fds, n * sizeof(*t));
 		memset(t + u->nfds, 0, (n - u->nfds) * sizeof(*t));
 		u->fds = t;
 		u->nfds = n;

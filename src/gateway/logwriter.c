@@ -50,7 +50,8 @@
 
 #define DEFAULT_MAX_QUEUE 10000
 #define DEFAULT_MAX_QUEUE_BYTES ((size_t)64 * 1024 * 1024)
-#define DEFAULT_BATCH_MAX 256
+#define DEFAULT_BATCH_MAX                                                                                    \
+	1024 /* rows per transaction (a page a batch touches goes to the WAL once per commit) */
 #define DEFAULT_FLUSH_MS 200
 #define BATCH_MAX_LIMIT 10000  /* rows per transaction: keep the write lock short */
 #define FLUSH_MS_LIMIT 3600000 /* one hour */

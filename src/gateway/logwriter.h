@@ -151,7 +151,7 @@ struct logwriter_stats {
 struct logwriter_opts {
 	size_t max_queue;       /* records queued or being written; 10000 */
 	size_t max_queue_bytes; /* bytes of those records (struct + strings); 64 MiB */
-	int batch_max;          /* rows per transaction; 256 */
+	int batch_max;          /* rows per transaction; 1024 */
 	int flush_ms;           /* longest a record waits for a batch to fill; 200 */
 	int retention_check_ms; /* period of the retention check; 600000 (10 min); < 0 = never */
 };

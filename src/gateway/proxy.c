@@ -1077,21 +1077,21 @@ static struct key_cache_slot *key_cache_slot(const char *token)
 	return &key_cache[h & (KEY_CACHE_SLOTS - 1)];
 }
 
-/* token: a KEY_TOKEN_BUF buffer, zero after the string. */
-static const struct snap_client_key *key_cache_find(const struct snapshot *s, const char *token, size_t size)
+/* token (here and in key_cache_put): a KEY_TOKEN_BUF buffer, zero after
+ * the string. */
+static const struct snap_client_key *key_cache_find(const struct snapshot *s, const char *token)
 {
 	struct key_cache_slot *c = key_cache_slot(token);
-	if (size != KEY_TOKEN_BUF || s->version == 0 || c->version != s->version ||
-	    c->index >= s->nclient_keys || sodium_memcmp(c->token, token, KEY_TOKEN_BUF) != 0 ||
+	if (s->version == 0 || c->version != s->version || c->index >= s->nclient_keys ||
+	    sodium_memcmp(c->token, token, KEY_TOKEN_BUF) != 0 ||
 	    strcmp(s->client_keys[c->index].key_hash, c->key_hash) != 0)
 		return NULL;
 	return &s->client_keys[c->index];
 }
 
-static void key_cache_put(const struct snapshot *s, const char *token, size_t size,
-                          const struct snap_client_key *k)
+static void key_cache_put(const struct snapshot *s, const char *token, const struct snap_client_key *k)
 {
-	if (size != KEY_TOKEN_BUF || s->version == 0)
+	if (s->version == 0)
 		return;
 	struct key_cache_slot *c = key_cache_slot(token);
 	sodium_memzero(c->token, sizeof(c->token));
@@ -1115,13 +1115,13 @@ static const struct snap_client_key *client_key(struct http_req *r, const struct
 		return NULL;
 	size_t tl = strnlen(token, sizeof(token));
 	memset(token + tl, 0, sizeof(token) - tl); /* the cache compares whole buffers */
-	const struct snap_client_key *k = key_cache_find(s, token, sizeof(token));
+	const struct snap_client_key *k = key_cache_find(s, token);
 	if (!k) {
 		char hash[TOKEN_HASH_BUF];
 		token_hash(token, hash);
 		k = snapshot_client_key(s, hash);
 		if (k)
-			key_cache_put(s, token, sizeof(token), k);
+			key_cache_put(s, token, k);
 	}
 	sodium_memzero(token, sizeof(token));
 	return k;

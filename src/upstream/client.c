@@ -354,11 +354,9 @@ static void origin_release(struct upstream_xfer *x)
 
 static void usock_free(struct upstream *u, struct usock *s);
 
-/* u->fds[fd], the table grown to hold it; NULL if fd is negative. */
+/* u->fds[fd] (fd >= 0), the table grown to hold it. */
 static struct fdslot *fd_slot(struct upstream *u, curl_socket_t fd)
 {
-	if (fd < 0)
-		return NULL;
 	if ((size_t)fd >= u->nfds) {
 		size_t n = u->nfds ? u->nfds : 64;
 		while (n <= (size_t)fd)
@@ -377,12 +375,7 @@ static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose, struct 
 	curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 	if (fd == CURL_SOCKET_BAD)
 		return fd;
-	struct fdslot *slot = fd_slot(o->u, fd);
-	if (!slot) {
-		close(fd);
-		return CURL_SOCKET_BAD;
-	}
-	slot->ours = true;
+	fd_slot(o->u, fd)->ours = true;
 	o->open++;
 	return fd;
 }
@@ -402,6 +395,13 @@ static int close_socket_cb(void *clientp, curl_socket_t fd)
 	return close(fd);
 }
 
+/* curl_easy_setopt unless an earlier option failed: rc keeps the first error. */
+#define EASY_SET(rc, e, opt, val)                                                                            \
+	do {                                                                                                 \
+		if ((rc) == CURLE_OK)                                                                        \
+			(rc) = curl_easy_setopt((e), (opt), (val));                                          \
+	} while (0)
+
 /* A handle kept for the next transfer keeps the options every transfer
  * sets alike (setup_easy's "fresh" part; curl_easy_reset and setting
  * them again cost more than a small request's own work).  What pointed
@@ -409,11 +409,7 @@ static int close_socket_cb(void *clientp, curl_socket_t fd)
 static CURLcode easy_park(CURL *e)
 {
 	CURLcode rc = CURLE_OK;
-#define SET(opt, val)                                                                                        \
-	do {                                                                                                 \
-		if (rc == CURLE_OK)                                                                          \
-			rc = curl_easy_setopt(e, opt, val);                                                  \
-	} while (0)
+#define SET(opt, val) EASY_SET(rc, e, opt, val)
 	SET(CURLOPT_COPYPOSTFIELDS, (char *)NULL);
 	SET(CURLOPT_CURLU, (CURLU *)NULL); /* owned by an origin that may go */
 	SET(CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
@@ -1018,11 +1014,7 @@ static CURLcode setup_easy(struct upstream_xfer *x, const struct upstream_reques
 	}
 
 	CURLcode rc = CURLE_OK;
-#define SET(opt, val)                                                                                        \
-	do {                                                                                                 \
-		if (rc == CURLE_OK)                                                                          \
-			rc = curl_easy_setopt(e, opt, val);                                                  \
-	} while (0)
+#define SET(opt, val) EASY_SET(rc, e, opt, val)
 	if (fresh) {
 		SET(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
 		SET(CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);

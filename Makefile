@@ -23,6 +23,11 @@ CPPFLAGS   := -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
 CFLAGS     ?= -O2 -g
 CFLAGS     += -std=c17 $(WARN) -fno-strict-aliasing
 LDLIBS     := $(PKG_LIBS) -lpthread -lm
+# The release binary allocates with mimalloc, linked first so that its
+# malloc/free serve the libraries too (docs/ARCHITECTURE.md, "Memory").
+# The sanitizer and TSan builds keep their own allocators.
+REL_CPPFLAGS := -DFUSION_MIMALLOC
+REL_LDLIBS := -lmimalloc $(LDLIBS)
 SAN        := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 SRCS       := $(shell find src -name '*.c' | sort)
@@ -97,8 +102,9 @@ $(BUILD)/tsan/logwriter: tests/unit/gateway/test_logwriter.c src/gateway/logwrit
 
 # End-to-end tests drive the sanitized binary, so a memory error or leak
 # in the server fails them (it exits non-zero and the tests check for 0).
-e2e: $(BUILD)/asan/fusion $(TOOL_BINS)
-	FUSION_BIN=$(abspath $(BUILD)/asan/fusion) FUSION_TOOLS=$(abspath $(BUILD)/asan/tools) \
+e2e: $(BUILD)/asan/fusion $(BUILD)/fusion $(TOOL_BINS)
+	FUSION_BIN=$(abspath $(BUILD)/asan/fusion) FUSION_RELEASE_BIN=$(abspath $(BUILD)/fusion) \
+		FUSION_TOOLS=$(abspath $(BUILD)/asan/tools) \
 		ASAN_OPTIONS=detect_leaks=1 \
 		node --test --test-concurrency=2 tests/e2e/
 
@@ -108,11 +114,11 @@ ui: $(BUILD)/fusion
 # ---- release binary -----------------------------------------------------
 
 $(BUILD)/fusion: $(OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(REL_LDLIBS)
 
 $(BUILD)/obj/%.o: %.c | $(BUILD)/gen/version.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(REL_CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 # ---- version stamp: rewritten only when the version or revision changes,
 # so a new commit rebuilds just the files that print it.

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PKGS="build-essential pkg-config git
 libevent-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev sqlite3
-libpq-dev libhiredis-dev libsodium-dev libxlsxwriter-dev libzip-dev libexpat1-dev liblz4-dev
+libpq-dev libhiredis-dev libsodium-dev libxlsxwriter-dev libzip-dev libexpat1-dev liblz4-dev libmimalloc-dev
 libcriterion-dev chromium nodejs npm nginx wrk clang-tidy cppcheck clang-format"
 
 missing=""

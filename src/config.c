@@ -304,7 +304,8 @@ enum config_result config_load(struct config *cfg, int argc, char **argv, char *
 			return CONFIG_EXIT_OK;
 		}
 		if (strcmp(arg, "--version") == 0) {
-			printf("fusion %s (%s)\n", FUSION_VERSION, FUSION_REV);
+			printf("fusion %s (%s), allocator %s\n", FUSION_VERSION, FUSION_REV,
+			       alloc_allocator());
 			return CONFIG_EXIT_OK;
 		}
 		if (strncmp(arg, "--", 2) != 0) {

@@ -9,7 +9,6 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sodium.h>
@@ -26,15 +25,10 @@
 #include "gateway/snapshot.h"
 #include "http/server.h"
 #include "store/store.h"
+#include "util/alloc.h"
 #include "util/log.h"
 
 #include "version.h"
-
-/* Returning free heap after bursts: see the signal wait in main(). */
-#define TRIM_EVERY_S 5
-#define TRIM_QUIET_CHECKS 3       /* 15 s ... */
-#define TRIM_QUIET_CONNECTIONS 16 /* ... with at most this many client connections */
-#define TRIM_FREE_BYTES ((size_t)32 * 1024 * 1024)
 
 extern char **environ;
 
@@ -144,28 +138,16 @@ int main(int argc, char **argv)
 		log_error(NULL, "cannot start: %s", err);
 		goto out;
 	}
-	log_info(NULL, "Fusion %s listening on %s%s%s:%d with %d worker(s); database %s (schema v%d)",
+	log_info(NULL,
+	         "Fusion %s listening on %s%s%s:%d with %d worker(s); database %s (schema v%d); allocator %s",
 	         FUSION_VERSION, strchr(cfg.listen_addr, ':') ? "[" : "", cfg.listen_addr,
-	         strchr(cfg.listen_addr, ':') ? "]" : "", srv.port, cfg.workers, cfg.db_path, version);
+	         strchr(cfg.listen_addr, ':') ? "]" : "", srv.port, cfg.workers, cfg.db_path, version,
+	         alloc_allocator());
 
-	/* While waiting for the signal, give memory back after bursts: the
-	 * allocator keeps what thousands of finished streams freed (over
-	 * 100 MB after 4096 at once).  Only once the server has been quiet
-	 * for a while (few connections open at TRIM_QUIET_CHECKS checks in a
-	 * row): trimming between bursts would make the next one fault all
-	 * those pages in again. */
-	int sig = -1, quiet = 0;
-	while (sig < 0) {
-		struct timespec wait = { .tv_sec = TRIM_EVERY_S, .tv_nsec = 0 };
-		sig = sigtimedwait(&sigs, NULL, &wait);
-		if (sig >= 0)
-			break;
-		quiet = atomic_load(&srv.open_connections) <= TRIM_QUIET_CONNECTIONS ? quiet + 1 : 0;
-		if (quiet >= TRIM_QUIET_CHECKS && mallinfo2().fordblks > TRIM_FREE_BYTES) {
-			malloc_trim(0);
-			quiet = 0;
-		}
-	}
+	int sig;
+	do
+		sig = sigwaitinfo(&sigs, NULL);
+	while (sig < 0);
 	log_info(NULL, "received %s: finishing in-flight requests (up to %d ms)",
 	         sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.shutdown_timeout_ms);
 	server_stop(&srv);

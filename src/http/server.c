@@ -40,6 +40,12 @@
 #define LISTEN_BACKLOG 4096                    /* the kernel caps it at net.core.somaxconn */
 #define WORKER_HEAP_RESERVE ((size_t)48 << 20) /* see alloc_reserve_thread_heap */
 
+/* Giving memory back after bursts: see trim_check. */
+#define TRIM_EVERY_MS 5000
+#define TRIM_QUIET_CHECKS 3      /* 15 s ... */
+#define TRIM_QUIET_CONNECTIONS 8 /* ... with at most this many connections on the worker */
+#define TRIM_FREE_BYTES ((size_t)32 * 1024 * 1024)
+
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
 	struct worker *w = arg;
@@ -83,12 +89,53 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(w->base, NULL);
 }
 
+/* The process's resident set, from /proc (0 if unreadable). */
+static size_t rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "re");
+	unsigned long size = 0, resident = 0;
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Every TRIM_EVERY_MS: once this worker had a burst (more than
+ * TRIM_QUIET_CONNECTIONS connections at a check) and has been quiet since
+ * for TRIM_QUIET_CHECKS checks in a row, give what the burst freed back to
+ * the system.  The allocator keeps it otherwise (over 100 MB after 4096
+ * streams at once).  Not sooner: trimming between bursts would make the
+ * next one fault all those pages in again.  On the worker's own thread,
+ * because mimalloc's heaps belong to their threads. */
+static void trim_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	if (w->guards.count > TRIM_QUIET_CONNECTIONS) {
+		w->burst_since_trim = true;
+		w->quiet_checks = 0;
+		return;
+	}
+	if (w->burst_since_trim && ++w->quiet_checks >= TRIM_QUIET_CHECKS) {
+		size_t rss = rss_bytes();
+		alloc_release_idle(TRIM_FREE_BYTES);
+		log_info(
+		    NULL,
+		    "worker %d: quiet after a burst; freed memory given back (process RSS %zu -> %zu MB)",
+		    w->index, rss >> 20, rss_bytes() >> 20);
+		w->burst_since_trim = false;
+		w->quiet_checks = 0;
+	}
+}
+
 static void on_stop(void *arg)
 {
 	struct worker *w = arg;
 	if (w->draining)
 		return;
 	w->draining = true;
+	event_del(w->trim_ev);
 	if (w->bound) {
 		evhttp_del_accept_socket(w->http, w->bound); /* frees the listener; fd stays open */
 		w->bound = NULL;
@@ -131,12 +178,15 @@ static void worker_free(struct worker *w)
 	waker_free(w->stop);
 	if (w->drain_ev)
 		event_free(w->drain_ev);
+	if (w->trim_ev)
+		event_free(w->trim_ev);
 	if (w->base)
 		event_base_free(w->base);
 	store_close(w->store);
 	w->http = NULL;
 	w->stop = NULL;
 	w->drain_ev = NULL;
+	w->trim_ev = NULL;
 	w->base = NULL;
 	w->store = NULL;
 }
@@ -213,7 +263,9 @@ static int worker_init(struct server *srv, struct worker *w, int index, char *er
 
 	w->stop = waker_new(w->base, on_stop, w);
 	w->drain_ev = evtimer_new(w->base, drain_check, w);
-	if (!w->stop || !w->drain_ev) {
+	w->trim_ev = event_new(w->base, -1, EV_PERSIST, trim_check, w);
+	struct timeval trim_every = clock_tv_ms(TRIM_EVERY_MS);
+	if (!w->stop || !w->drain_ev || !w->trim_ev || event_add(w->trim_ev, &trim_every) != 0) {
 		snprintf(err, errlen, "cannot create worker events");
 		return -1;
 	}

@@ -55,6 +55,9 @@ struct worker {
 	struct route_state *route;         /* owned; round-robin positions of this worker */
 	struct waker *stop;                /* owned; signalled by server_stop */
 	struct event *drain_ev;            /* owned; polls for drain completion */
+	struct event *trim_ev;             /* owned; gives memory back after bursts (trim_check) */
+	int quiet_checks;
+	bool burst_since_trim;
 	struct conn_guard_set guards;
 	struct http_req *inflight; /* requests handed to handlers, not answered */
 	int inflight_count;

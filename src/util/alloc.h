@@ -20,7 +20,7 @@ char *xstrndup(const char *s, size_t n) __attribute__((malloc, returns_nonnull))
 
 /*
  * Grow the calling thread's malloc heap to `bytes` once, then give the
- * memory back.  glibc makes each new page of a thread's heap usable with
+ * memory back (glibc only: a no-op under mimalloc).  glibc makes each new page of a thread's heap usable with
  * its own mprotect call as the heap grows, and does so only the first
  * time: a burst of thousands of streams on a fresh worker cost ~40 000
  * mprotect calls in its first second.  After this, growth up to `bytes`
@@ -28,5 +28,24 @@ char *xstrndup(const char *s, size_t n) __attribute__((malloc, returns_nonnull))
  * under the sanitizers.
  */
 void alloc_reserve_thread_heap(size_t bytes);
+
+/*
+ * The allocator that serves malloc in this process, for --version and the
+ * start-up line: "mimalloc 2.0.9" when the release build's mimalloc is the
+ * one malloc returns memory from (checked, not assumed: an LD_PRELOADed
+ * allocator would win), "glibc malloc" for a build without it, "other" for
+ * a build with it whose malloc is someone else's, "sanitizer" under ASan
+ * or TSan.
+ */
+const char *alloc_allocator(void);
+
+/*
+ * Called by the main thread every few seconds while the server is quiet:
+ * give memory that bursts of traffic freed back to the system when at least
+ * `min_free` bytes of it sit in the allocator.  glibc keeps what thousands of
+ * finished streams freed (malloc_trim); mimalloc returns unused pages by
+ * itself after a short delay, and here only frees what it keeps cached.
+ */
+void alloc_release_idle(size_t min_free);
 
 #endif

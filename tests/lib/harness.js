@@ -37,9 +37,9 @@ export function tempDir(prefix = 'fusion-test-') {
 }
 
 // Run the binary to completion (for start-up failures, --help, ...).
-export function runFusion(args = [], { env = {}, timeoutMs = 10_000 } = {}) {
+export function runFusion(args = [], { env = {}, timeoutMs = 10_000, bin = FUSION_BIN } = {}) {
   return new Promise((resolve, reject) => {
-    const p = spawn(FUSION_BIN, args, { env: { ...passEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(bin, args, { env: { ...passEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(p);
     let stdout = '';
     let stderr = '';
@@ -56,7 +56,7 @@ export function runFusion(args = [], { env = {}, timeoutMs = 10_000 } = {}) {
 }
 
 // Start the gateway and wait until /healthz answers.
-export async function startFusion({ env = {}, args = [], dbPath, dir, readyTimeoutMs = 15_000 } = {}) {
+export async function startFusion({ env = {}, args = [], dbPath, dir, readyTimeoutMs = 15_000, bin = FUSION_BIN } = {}) {
   const ownDir = !dir;
   dir = dir || tempDir();
   dbPath = dbPath || path.join(dir, 'fusion.db');
@@ -69,7 +69,7 @@ export async function startFusion({ env = {}, args = [], dbPath, dir, readyTimeo
     LOG_LEVEL: 'info',
     ...env,
   };
-  const proc = spawn(FUSION_BIN, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(bin, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   let out = '';
   const waiters = [];

@@ -26,6 +26,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define LOGIN_WINDOW_MS (5 * 60 * 1000)
 #define LOGIN_MAX_FAILURES 10
@@ -92,7 +93,7 @@ static void start_session(struct http_req *r, int64_t user_id, const char *usern
 	int64_t ttl_ms = (int64_t)cfg->session_ttl_hours * 3600 * 1000;
 	const char *ua = http_req_header(r, "User-Agent");
 	char ua_short[257];
-	snprintf(ua_short, sizeof(ua_short), "%s", ua ? ua : "");
+	str_copy(ua_short, sizeof(ua_short), ua ? ua : "");
 	struct store_value p[] = { sv_int(user_id),      sv_text(hash), sv_int(now),
 		                   sv_int(now + ttl_ms), sv_int(now),   sv_text(http_req_peer(r)),
 		                   sv_text(ua_short) };
@@ -206,7 +207,7 @@ static void login(struct http_req *r)
 	bool is_admin = store_rows_int(rows, 0, "is_admin", 0) != 0;
 	bool must_change = store_rows_int(rows, 0, "must_change_password", 0) != 0;
 	char name[USERNAME_MAX + 1];
-	snprintf(name, sizeof(name), "%s", store_rows_text(rows, 0, "username"));
+	str_copy(name, sizeof(name), store_rows_text(rows, 0, "username"));
 	store_rows_free(rows);
 	json_decref(in);
 

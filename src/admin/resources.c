@@ -37,6 +37,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define SECRET_MAX 4096
 #define HEADERS_MAX 64
@@ -237,7 +238,7 @@ static int provider_prepare(struct crud_ctx *c, json_t *in, bool create, int64_t
 			rc = -1;
 			goto out;
 		}
-		snprintf(h->api_key, sizeof(h->api_key), "%s", key);
+		str_copy(h->api_key, sizeof(h->api_key), key);
 	}
 
 	json_t *hdrs = json_object_get(in, "headers");

@@ -24,6 +24,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define LAST_SEEN_EVERY_MS (5 * 60 * 1000)
 
@@ -123,7 +124,7 @@ int admin_authenticate(struct http_req *r, struct admin_user *u, bool allow_must
 	u->session_id = store_rows_int(rows, 0, "session_id", 0);
 	u->id = store_rows_int(rows, 0, "user_id", 0);
 	const char *name = store_rows_text(rows, 0, "username");
-	snprintf(u->username, sizeof(u->username), "%s", name ? name : "");
+	str_copy(u->username, sizeof(u->username), name ? name : "");
 	u->is_admin = store_rows_int(rows, 0, "is_admin", 0) != 0;
 	u->must_change_password = store_rows_int(rows, 0, "must_change_password", 0) != 0;
 	u->via_cookie = via_cookie;

@@ -29,6 +29,7 @@
 
 #include "util/alloc.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define KEY_BYTES crypto_secretbox_KEYBYTES
 #define KEY_HEX_LEN (KEY_BYTES * 2)
@@ -319,7 +320,7 @@ int secrets_open(const char *db_path, const char *env_key, struct secrets **out,
 
 	if (env_key) {
 		if (!parse_env_key(env_key, s->key)) {
-			snprintf(err, errlen, "%s", ENV_KEY_ERROR);
+			str_copy(err, errlen, ENV_KEY_ERROR);
 			goto out;
 		}
 	} else {

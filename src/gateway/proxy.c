@@ -57,6 +57,7 @@
 #include "util/packbuf.h"
 #include "util/strbuf.h"
 #include "util/log.h"
+#include "util/str.h"
 #include "version.h"
 
 #define BUFFER_MAX (32u << 20)   /* a whole non-streamed answer */
@@ -225,14 +226,19 @@ static void record_attempt(struct proxy *p, long status, const char *error)
 {
 	int64_t ms = (int64_t)((clock_mono_ns() - p->attempt_start_ns) / 1000000u);
 	struct strbuf *b = &p->attempts_log;
-	sb_addf(b, "%s{\"provider_id\":%" PRId64 ",\"provider\":", b->len ? "," : "[", p->tgt->provider->id);
+	sb_adds(b, b->len ? ",{\"provider_id\":" : "[{\"provider_id\":");
+	sb_add_i64(b, p->tgt->provider->id);
+	sb_adds(b, ",\"provider\":");
 	sb_add_json_string(b, p->tgt->provider->name);
 	sb_adds(b, ",\"provider_model\":");
 	sb_add_json_string(b, p->tgt->provider_model);
+	sb_adds(b, ",\"latency_ms\":");
+	sb_add_i64(b, ms);
+	sb_adds(b, ",\"status\":");
 	if (status)
-		sb_addf(b, ",\"latency_ms\":%" PRId64 ",\"status\":%ld", ms, status);
+		sb_add_i64(b, status);
 	else
-		sb_addf(b, ",\"latency_ms\":%" PRId64 ",\"status\":null", ms);
+		sb_adds(b, "null");
 	sb_adds(b, ",\"error\":");
 	if (error)
 		sb_add_json_string(b, error);
@@ -251,8 +257,8 @@ static bool retryable_status(long s)
 /* Headers the client sees on a proxied answer. */
 static void fusion_headers(struct proxy *p)
 {
-	char n[16];
-	snprintf(n, sizeof(n), "%d", p->attempts);
+	char n[STR_I64_BUF];
+	str_i64(n, p->attempts);
 	http_req_set_header(p->r, "X-Fusion-Provider", p->tgt->provider->name);
 	http_req_set_header(p->r, "X-Fusion-Attempts", n);
 }
@@ -268,8 +274,8 @@ static void client_error(struct http_req *r, enum wire cfmt, int status, const c
 		return;
 	}
 	struct wire_error e = { .status = status };
-	snprintf(e.type, sizeof(e.type), "%s", wire_error_type_for_status(status));
-	snprintf(e.message, sizeof(e.message), "%s", msg);
+	str_copy(e.type, sizeof(e.type), wire_error_type_for_status(status));
+	str_copy(e.message, sizeof(e.message), msg);
 	http_reply_json(r, status, wire_formats[cfmt]->encode_error(&e));
 }
 
@@ -412,7 +418,7 @@ static void stream_error(struct proxy *p, const char *msg)
 {
 	struct wire_error e = { .status = 502 };
 	snprintf(e.type, sizeof(e.type), "api_error");
-	snprintf(e.message, sizeof(e.message), "%s", msg);
+	str_copy(e.message, sizeof(e.message), msg);
 	if (p->senc) {
 		struct cev ev = { .type = CEV_ERROR, .error = &e };
 		wire_usage_init(&ev.usage);
@@ -776,6 +782,39 @@ static char *translated_payload(struct proxy *p, enum wire pf, size_t *len)
 	return s;
 }
 
+/* The header lines every attempt on (provider, key, kind of call) sends
+ * alike, kept by this worker's upstream client per configuration version:
+ * building them (and curl's list of them) for every request cost more than
+ * sending them.  NULL if a line is refused (a provider's extra header
+ * cannot be sent), which fails the attempt. */
+static struct upstream_headers *header_set(struct proxy *p, const struct snap_provider *prov,
+                                           const struct snap_key *key, enum wire pf)
+{
+	struct upstream_headers_key k = {
+		.generation = p->snap->version,
+		.a = (uint64_t)prov->id,
+		.b = key ? (uint64_t)key->id : 0,
+		.c = (uint64_t)pf << 8 | (uint64_t)p->stream << 1 | (uint64_t)(p->kind == K_EMBED),
+	};
+	struct upstream_headers *set = upstream_headers_get(p->w->up, &k);
+	if (set)
+		return set;
+	size_t nh = 0;
+	char *h[8 + 64];
+	h[nh++] = xstrdup("Content-Type: application/json");
+	h[nh++] = xstrdup(p->stream ? "Accept: text/event-stream" : "Accept: application/json");
+	h[nh++] = xstrdup("User-Agent: fusion/" FUSION_VERSION);
+	nh += wire_formats[pf]->auth_headers(key ? key->secret : NULL, h + nh, 8);
+	for (size_t i = 0; i < prov->nheaders && nh < sizeof(h) / sizeof(h[0]); i++)
+		h[nh++] = wire_header(prov->headers[i].name, prov->headers[i].value);
+	set = upstream_headers_put(p->w->up, &k, (const char *const *)h, nh);
+	for (size_t i = 0; i < nh; i++) {
+		sodium_memzero(h[i], strlen(h[i]));
+		free(h[i]);
+	}
+	return set;
+}
+
 static void attempt(struct proxy *p)
 {
 	while (p->next < p->ncands && p->attempts < p->snap->settings.max_attempts) {
@@ -853,23 +892,18 @@ static void attempt(struct proxy *p)
 		        ? wire_join_url(prov->base_url, "/embeddings")
 		        : wire_formats[pf]->chat_url(prov->base_url, p->tgt->provider_model, p->stream);
 
-		/* Headers: ours, the provider's extras; never the client's own. */
-		size_t nh = 0;
-		char *h[8 + 64];
-		h[nh++] = xstrdup("Content-Type: application/json");
-		h[nh++] = xstrdup(p->stream ? "Accept: text/event-stream" : "Accept: application/json");
-		char rid[REQID_BUF + 16];
-		snprintf(rid, sizeof(rid), "X-Request-Id: %s", p->r->id);
-		h[nh++] = xstrdup(rid);
-		h[nh++] = xstrdup("User-Agent: fusion/" FUSION_VERSION);
-		nh += wire_formats[pf]->auth_headers(key ? key->secret : NULL, h + nh, 8);
-		for (size_t i = 0; i < prov->nheaders && nh < sizeof(h) / sizeof(h[0]); i++)
-			h[nh++] = wire_header(prov->headers[i].name, prov->headers[i].value);
+		/* Headers: the request id, then ours and the provider's extras (a
+		 * set per provider, key and kind of call, made once per worker and
+		 * configuration); never the client's own. */
+		char rid[REQID_BUF + 16] = "X-Request-Id: ";
+		str_append(rid, sizeof(rid), p->r->id);
+		const char *rid_line = rid;
 		struct upstream_request req = {
 			.method = "POST",
 			.url = url,
-			.headers = (const char *const *)h,
-			.nheaders = nh,
+			.headers = &rid_line,
+			.nheaders = 1,
+			.header_set = header_set(p, prov, key, pf),
 			.body = body,
 			.body_len = payload_len,
 			.connect_timeout_ms = CONNECT_TIMEOUT_MS,
@@ -881,11 +915,7 @@ static void attempt(struct proxy *p)
 			.on_done = on_done,
 			.ud = p,
 		};
-		p->xfer = body ? upstream_start(p->w->up, &req) : NULL;
-		for (size_t i = 0; i < nh; i++) {
-			sodium_memzero(h[i], strlen(h[i]));
-			free(h[i]);
-		}
+		p->xfer = body && req.header_set ? upstream_start(p->w->up, &req) : NULL;
 		free(url);
 		free(payload);
 		if (p->xfer)
@@ -990,7 +1020,7 @@ static void finish(struct proxy *p)
 			http_reply(p->r, 499, NULL, NULL);
 	}
 	struct log_record *rec = log_record_new();
-	snprintf(rec->id, sizeof(rec->id), "%s", p->rid);
+	str_copy(rec->id, sizeof(rec->id), p->rid);
 	rec->created_at = clock_wall_ms();
 	if (p->ck) {
 		rec->client_key_id = p->ck->id;
@@ -1097,7 +1127,7 @@ static void key_cache_put(const struct snapshot *s, const char *token, const str
 	sodium_memzero(c->token, sizeof(c->token));
 	memcpy(c->token, token, KEY_TOKEN_BUF);
 	c->index = (size_t)(k - s->client_keys);
-	snprintf(c->key_hash, sizeof(c->key_hash), "%s", k->key_hash);
+	str_copy(c->key_hash, sizeof(c->key_hash), k->key_hash);
 	c->version = s->version;
 }
 
@@ -1106,9 +1136,9 @@ static const struct snap_client_key *client_key(struct http_req *r, const struct
 	const char *v = http_req_header(r, "Authorization");
 	char token[KEY_TOKEN_BUF] = "";
 	if (v && strncasecmp(v, "Bearer ", 7) == 0)
-		snprintf(token, sizeof(token), "%s", v + 7 + strspn(v + 7, " "));
+		str_copy(token, sizeof(token), v + 7 + strspn(v + 7, " "));
 	else if ((v = http_req_header(r, "x-api-key")) || (v = http_req_header(r, "x-goog-api-key")))
-		snprintf(token, sizeof(token), "%s", v);
+		str_copy(token, sizeof(token), v);
 	else if (r->query)
 		(void)query_param(r->query, "key", token, sizeof(token));
 	if (!token[0])
@@ -1133,7 +1163,7 @@ static void log_rejected(struct worker *w, enum wire cfmt, const char *rid, cons
                          const struct snap_client_key *ck, const char *model, int status, const char *error)
 {
 	struct log_record *rec = log_record_new();
-	snprintf(rec->id, sizeof(rec->id), "%s", rid);
+	str_copy(rec->id, sizeof(rec->id), rid);
 	rec->created_at = clock_wall_ms();
 	if (ck) {
 		rec->client_key_id = ck->id;
@@ -1238,7 +1268,7 @@ static bool doc_fields(struct http_req *r, json_t *body, enum kind kind, enum wi
 	if (cfmt != WIRE_GEMINI) {
 		json_t *jm = json_object_get(body, "model");
 		if (json_is_string(jm))
-			snprintf(q->model, sizeof(q->model), "%s", json_string_value(jm));
+			str_copy(q->model, sizeof(q->model), json_string_value(jm));
 		if (!json_is_string(jm) || json_string_length(jm) == 0 || json_string_length(jm) > 256) {
 			reject(r, cfmt, ck, NULL, 400, "invalid_request",
 			       "model: required, a non-empty string");
@@ -1306,8 +1336,8 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 	if (!ck)
 		return;
 	char rid[REQID_BUF], peer[64];
-	snprintf(rid, sizeof(rid), "%s", r->id);
-	snprintf(peer, sizeof(peer), "%s", http_req_peer(r));
+	str_copy(rid, sizeof(rid), r->id);
+	str_copy(peer, sizeof(peer), http_req_peer(r));
 	/* Most requests are read without building a document: a strict check
 	 * and a scan for the few members Fusion looks at.  Anything the quick
 	 * path is not sure of (and every error) goes through jansson. */
@@ -1347,9 +1377,9 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 	p->body = body;
 	p->ck = ck;
 	p->start_ns = r->start_ns;
-	snprintf(p->model, sizeof(p->model), "%s", model);
-	snprintf(p->rid, sizeof(p->rid), "%s", r->id);
-	snprintf(p->peer, sizeof(p->peer), "%s", http_req_peer(r));
+	str_copy(p->model, sizeof(p->model), model);
+	str_copy(p->rid, sizeof(p->rid), r->id);
+	str_copy(p->peer, sizeof(p->peer), http_req_peer(r));
 	p->stream = kind == K_CHAT && (cfmt == WIRE_GEMINI ? url_stream : q.stream);
 	p->capture_max = snap->settings.log_body_enabled ? (size_t)snap->settings.log_body_max_bytes : 0;
 	wire_usage_init(&p->usage);

@@ -47,6 +47,7 @@
 #include "providers/wire_util.h"
 #include "util/alloc.h"
 #include "util/utf8.h"
+#include "util/str.h"
 
 #define ANTHROPIC_VERSION "2023-06-01"
 /* Put in front of a history that starts with an assistant turn: the
@@ -1513,7 +1514,7 @@ static void anth_decode_error(int status, const char *body, size_t len, struct w
 		fill_error(e, status, out);
 	} else {
 		out->status = status;
-		snprintf(out->type, sizeof(out->type), "%s", wire_error_type_for_status(status));
+		str_copy(out->type, sizeof(out->type), wire_error_type_for_status(status));
 		describe_body(status, body ? body : "", body ? len : 0, out);
 	}
 	json_decref(j);
@@ -1571,8 +1572,8 @@ static int sdec_fail(struct wire_sdec *d, int status, const char *type, const ch
 {
 	d->failed = true;
 	d->error.status = status;
-	snprintf(d->error.type, sizeof(d->error.type), "%s", type);
-	snprintf(d->error.message, sizeof(d->error.message), "%s", msg);
+	str_copy(d->error.type, sizeof(d->error.type), type);
+	str_copy(d->error.message, sizeof(d->error.message), msg);
 	struct cev ev = { .type = CEV_ERROR, .error = &d->error };
 	wire_usage_init(&ev.usage);
 	return fn(&ev, arg);
@@ -1787,7 +1788,7 @@ static int anth_sdec_event(struct wire_sdec *d, const char *event, size_t event_
 	char type[48];
 	const char *t = wire_str(root, "type");
 	if (t)
-		snprintf(type, sizeof(type), "%s", t);
+		str_copy(type, sizeof(type), t);
 	else
 		snprintf(type, sizeof(type), "%.*s", (int)(event_len < 47 ? event_len : 47),
 		         event ? event : "");
@@ -2026,7 +2027,7 @@ static void anth_senc_event(struct wire_senc *e, const struct cev *ev, struct ev
 		wire_usage_merge(&e->usage, &ev->usage);
 		break;
 	case CEV_FINISH:
-		snprintf(e->finish, sizeof(e->finish), "%s", ev->finish ? ev->finish : "stop");
+		str_copy(e->finish, sizeof(e->finish), ev->finish ? ev->finish : "stop");
 		free(e->stop_seq);
 		e->stop_seq = ev->text ? xstrndup(ev->text, ev->len) : NULL;
 		break;

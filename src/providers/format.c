@@ -181,17 +181,20 @@ char *wire_join_url(const char *base, const char *suffix)
 	size_t n = strlen(base);
 	while (n && base[n - 1] == '/')
 		n--;
-	size_t len = n + strlen(suffix) + 1;
-	char *u = xmalloc(len);
-	snprintf(u, len, "%.*s%s", (int)n, base, suffix);
+	size_t sn = strlen(suffix);
+	char *u = xmalloc(n + sn + 1);
+	memcpy(u, base, n);
+	memcpy(u + n, suffix, sn + 1);
 	return u;
 }
 
 char *wire_header(const char *name, const char *value)
 {
-	size_t len = strlen(name) + strlen(value) + 3;
-	char *h = xmalloc(len);
-	snprintf(h, len, "%s: %s", name, value);
+	size_t nn = strlen(name), vn = strlen(value);
+	char *h = xmalloc(nn + vn + 3);
+	memcpy(h, name, nn);
+	memcpy(h + nn, ": ", 2);
+	memcpy(h + nn + 2, value, vn + 1);
 	return h;
 }
 

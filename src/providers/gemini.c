@@ -131,6 +131,7 @@
 
 #include "providers/wire_util.h"
 #include "util/alloc.h"
+#include "util/str.h"
 
 #define SCHEMA_MAX_DEPTH 64      /* nesting of a schema, $ref expansions included */
 #define SCHEMA_MAX_NODES 20000   /* schema objects produced by one conversion */
@@ -411,7 +412,7 @@ static bool gemini_type_name(const char *t, char *out, size_t size)
 		                                { "array", "ARRAY" },     { "object", "OBJECT" } };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcasecmp(t, names[i][0]) == 0) {
-			snprintf(out, size, "%s", names[i][1]);
+			str_copy(out, size, names[i][1]);
 			return true;
 		}
 	return false;
@@ -2264,7 +2265,7 @@ static const char *gstatus_for_http(int status)
 
 static void set_type(struct wire_error *out, const char *type)
 {
-	snprintf(out->type, sizeof(out->type), "%s", type);
+	str_copy(out->type, sizeof(out->type), type);
 }
 
 /* Fill out from a Google error object {code, message, status, details}. */
@@ -2373,7 +2374,7 @@ static int emit_error(cev_fn fn, void *arg, int status, const char *message)
 {
 	struct wire_error e = { .status = status };
 	set_type(&e, wire_error_type_for_status(status));
-	snprintf(e.message, sizeof(e.message), "%s", message);
+	str_copy(e.message, sizeof(e.message), message);
 	struct cev ev = { .type = CEV_ERROR, .error = &e };
 	wire_usage_init(&ev.usage);
 	return fn(&ev, arg);
@@ -2863,7 +2864,7 @@ static char *gemini_chat_url(const char *base_url, const char *model, bool strea
 			path[o++] = hex[c & 15];
 		}
 	}
-	snprintf(path + o, len - o, "%s", suffix);
+	str_copy(path + o, len - o, suffix);
 	char *url = wire_join_url(base_url, path);
 	free(path);
 	return url;

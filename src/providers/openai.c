@@ -129,6 +129,7 @@
 #include "providers/wire_util.h"
 #include "util/alloc.h"
 #include "util/utf8.h"
+#include "util/str.h"
 
 #define MAX_TOKENS_LIMIT 2147483647LL
 /* Tool calls one stream may open: bounds the decoder's and encoder's
@@ -279,7 +280,7 @@ static void chat_id(char *buf, size_t size, const char *id)
 	if (!ok)
 		wire_random_id(buf, size, "chatcmpl-");
 	else if (strncmp(id, "chatcmpl-", 9) == 0)
-		snprintf(buf, size, "%s", id);
+		str_copy(buf, size, id);
 	else
 		snprintf(buf, size, "chatcmpl-%s", id);
 }

@@ -55,6 +55,7 @@
 #include "util/alloc.h"
 #include "util/log.h"
 #include "util/utf8.h"
+#include "util/str.h"
 
 /* Bounds on what a caller may put in the settings table. */
 #define SETTING_KEY_MAX 256
@@ -213,7 +214,7 @@ int store_open(const char *location, int flags, struct store **out, char *err, s
 	st = NULL;
 out:
 	if (st) {
-		snprintf(err, errlen, "%s", st->errmsg[0] ? st->errmsg : "store_open failed");
+		str_copy(err, errlen, st->errmsg[0] ? st->errmsg : "store_open failed");
 		store_close(st);
 	}
 	return rc;

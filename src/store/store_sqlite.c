@@ -53,6 +53,7 @@
 #include "store/store_backend.h"
 #include "util/alloc.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define SQ_BUSY_TIMEOUT_MS 5000
 
@@ -170,7 +171,7 @@ static int sq_exec_once(struct store *st, const char *sql, char *text_out, size_
 	while ((src = sqlite3_step(s)) == SQLITE_ROW) {
 		if (first && text_out && text_len) {
 			const unsigned char *t = sqlite3_column_text(s, 0);
-			snprintf(text_out, text_len, "%s", t ? (const char *)t : "");
+			str_copy(text_out, text_len, t ? (const char *)t : "");
 		}
 		first = false;
 	}

@@ -130,14 +130,16 @@ struct origin {
 };
 
 struct upstream_xfer {
-	struct upstream *u;                /* borrowed: the client this transfer belongs to */
-	struct origin *origin;             /* borrowed: owned by u */
-	bool counted;                      /* counted in origin->busy */
-	CURL *easy;                        /* owned; cleaned up in xfer_free */
-	struct curl_slist *headers;        /* owned; curl borrows it until xfer_free */
-	struct event *deadline_ev;         /* owned; first-byte / idle timer */
-	struct upstream_xfer *prev, *next; /* in u->xfers, which owns every transfer until xfer_free */
-	struct upstream_xfer *qnext;       /* in u->queue while queued */
+	struct upstream *u;                  /* borrowed: the client this transfer belongs to */
+	struct origin *origin;               /* borrowed: owned by u */
+	bool counted;                        /* counted in origin->busy */
+	CURL *easy;                          /* owned; cleaned up in xfer_free */
+	struct curl_slist *headers;          /* owned: req->headers; curl borrows it until xfer_free */
+	struct curl_slist *own_tail;         /* last node of headers, linked on to header_set's */
+	struct upstream_headers *header_set; /* a reference, or NULL */
+	struct event *deadline_ev;           /* owned; first-byte / idle timer */
+	struct upstream_xfer *prev, *next;   /* in u->xfers, which owns every transfer until xfer_free */
+	struct upstream_xfer *qnext;         /* in u->queue while queued */
 	bool queued;
 	bool added;          /* in the multi handle */
 	bool add_pending;    /* to be added by kick_cb (start from inside curl) */
@@ -172,10 +174,18 @@ struct fdslot {
 	struct usock *parked; /* in u->socks too */
 };
 
+struct upstream_headers {
+	struct curl_slist *list; /* owned: the lines, then "Expect:" unless one names Expect */
+	struct upstream_headers_key key;
+	unsigned refs; /* the client's slot, and each transfer sending it */
+};
+
 struct upstream {
-	struct event_base *base;             /* borrowed; outlives u */
-	CURLM *multi;                        /* owned */
-	struct event *timer_ev;              /* owned; curl's single timeout */
+	struct upstream_headers *hsets[UPSTREAM_HEADER_SETS]; /* references; see upstream_headers_put */
+	uint64_t hsets_generation;                            /* the newest generation put */
+	struct event_base *base;                              /* borrowed; outlives u */
+	CURLM *multi;                                         /* owned */
+	struct event *timer_ev;                               /* owned; curl's single timeout */
 	struct event *kick_ev;               /* owned; runs the queue on the next loop turn */
 	struct usock *socks;                 /* owned list */
 	struct upstream_xfer *xfers;         /* owned list: every transfer not yet freed */
@@ -424,6 +434,27 @@ static CURLcode easy_park(CURL *e)
 	return rc;
 }
 
+static void hset_release(struct upstream_headers *h)
+{
+	if (!h || --h->refs > 0)
+		return;
+	for (struct curl_slist *l = h->list; l; l = l->next)
+		explicit_bzero(l->data, strlen(l->data)); /* an auth line holds a secret */
+	curl_slist_free_all(h->list);
+	free(h);
+}
+
+/* The transfer's own header nodes, cut from the set's they lead into. */
+static void xfer_headers_free(struct upstream_xfer *x)
+{
+	if (x->own_tail)
+		x->own_tail->next = NULL;
+	curl_slist_free_all(x->headers);
+	hset_release(x->header_set);
+	x->headers = x->own_tail = NULL;
+	x->header_set = NULL;
+}
+
 /* The one place a transfer is freed.  Never inside a curl callback. */
 static void xfer_free(struct upstream_xfer *x)
 {
@@ -438,7 +469,7 @@ static void xfer_free(struct upstream_xfer *x)
 			curl_easy_cleanup(x->easy);
 		}
 	}
-	curl_slist_free_all(x->headers);
+	xfer_headers_free(x);
 	if (x->deadline_ev)
 		event_free(x->deadline_ev);
 	xfer_unlink(x);
@@ -913,6 +944,8 @@ void upstream_free(struct upstream *u)
 		event_free(u->kick_ev);
 	for (size_t i = 0; i < u->nspare; i++)
 		curl_easy_cleanup(u->spare[i]);
+	for (size_t i = 0; i < UPSTREAM_HEADER_SETS; i++)
+		hset_release(u->hsets[i]);                        /* after the transfers that held them */
 	for (struct origin *o = u->origins, *next; o; o = next) { /* after curl closed its sockets */
 		next = o->next;
 		origin_free(o);
@@ -981,15 +1014,78 @@ static bool request_ok(const struct upstream_request *req, bool *https)
 	return url_check(req->url, https) == 0;
 }
 
+static bool names_header(const char *line, const char *name, size_t n)
+{
+	return strncasecmp(line, name, n) == 0 && (line[n] == ':' || line[n] == ';');
+}
+
 static bool has_header(const struct upstream_request *req, const char *name)
 {
 	size_t n = strlen(name);
 	for (size_t i = 0; i < req->nheaders; i++) {
-		if (strncasecmp(req->headers[i], name, n) == 0 &&
-		    (req->headers[i][n] == ':' || req->headers[i][n] == ';'))
+		if (names_header(req->headers[i], name, n))
 			return true;
 	}
 	return false;
+}
+
+static size_t hset_slot(const struct upstream_headers_key *k)
+{
+	uint64_t v[4] = { k->generation, k->a, k->b, k->c };
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < 4; i++)
+		h = (h ^ v[i]) * 1099511628211ull;
+	return (size_t)(h ^ (h >> 32)) & (UPSTREAM_HEADER_SETS - 1);
+}
+
+static bool hkey_eq(const struct upstream_headers_key *x, const struct upstream_headers_key *y)
+{
+	return x->generation == y->generation && x->a == y->a && x->b == y->b && x->c == y->c;
+}
+
+struct upstream_headers *upstream_headers_get(struct upstream *u, const struct upstream_headers_key *k)
+{
+	struct upstream_headers *h = u->hsets[hset_slot(k)];
+	return h && hkey_eq(&h->key, k) ? h : NULL;
+}
+
+struct upstream_headers *upstream_headers_put(struct upstream *u, const struct upstream_headers_key *k,
+                                              const char *const *lines, size_t n)
+{
+	if (n > UPSTREAM_MAX_HEADERS || (n && !lines))
+		return NULL;
+	bool expect = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!lines[i] || !header_ok(lines[i]))
+			return NULL;
+		expect = expect || names_header(lines[i], "Expect", 6);
+	}
+	struct upstream_headers *h = xcalloc(1, sizeof(*h));
+	h->key = *k;
+	h->refs = 1;
+	struct curl_slist **tail = &h->list;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n && expect)
+			break;
+		struct curl_slist *l = curl_slist_append(NULL, i < n ? lines[i] : "Expect:");
+		if (!l) {
+			hset_release(h);
+			return NULL;
+		}
+		*tail = l;
+		tail = &l->next;
+	}
+	if (k->generation > u->hsets_generation) { /* the older sets are not asked for again */
+		for (size_t i = 0; i < UPSTREAM_HEADER_SETS; i++) {
+			hset_release(u->hsets[i]);
+			u->hsets[i] = NULL;
+		}
+		u->hsets_generation = k->generation;
+	}
+	size_t slot = hset_slot(k);
+	hset_release(u->hsets[slot]);
+	u->hsets[slot] = h;
+	return h;
 }
 
 /* Build x->headers and every option of x->easy: all of them on a fresh
@@ -1005,12 +1101,25 @@ static CURLcode setup_easy(struct upstream_xfer *x, const struct upstream_reques
 			return CURLE_OUT_OF_MEMORY;
 		x->headers = l;
 	}
-	/* No "Expect: 100-continue" round trip (up to 1 s) for bodies over 1 KiB. */
-	if (!has_header(req, "Expect")) {
+	/* No "Expect: 100-continue" round trip (up to 1 s) for bodies over 1 KiB
+	 * (a header set has its own "Expect:"). */
+	if (!req->header_set && !has_header(req, "Expect")) {
 		struct curl_slist *l = curl_slist_append(x->headers, "Expect:");
 		if (!l)
 			return CURLE_OUT_OF_MEMORY;
 		x->headers = l;
+	}
+	struct curl_slist *hlist = x->headers;
+	if (req->header_set) {
+		x->header_set = req->header_set;
+		x->header_set->refs++;
+		if (x->headers) {
+			for (x->own_tail = x->headers; x->own_tail->next; x->own_tail = x->own_tail->next)
+				;
+			x->own_tail->next = x->header_set->list;
+		} else {
+			hlist = x->header_set->list;
+		}
 	}
 
 	CURLcode rc = CURLE_OK;
@@ -1045,7 +1154,7 @@ static CURLcode setup_easy(struct upstream_xfer *x, const struct upstream_reques
 	SET(CURLOPT_FRESH_CONNECT, origin_no_idle(x->origin) ? 1L : 0L);
 	SET(CURLOPT_PRIVATE, (void *)x);
 	SET(CURLOPT_ERRORBUFFER, x->errbuf);
-	SET(CURLOPT_HTTPHEADER, x->headers);
+	SET(CURLOPT_HTTPHEADER, hlist);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
 	/* https: wait for a connection that may multiplex rather than open another */
 	SET(CURLOPT_PIPEWAIT, https ? 1L : 0L);
@@ -1125,7 +1234,7 @@ struct upstream_xfer *upstream_start(struct upstream *u, const struct upstream_r
 fail:
 	if (x->easy)
 		curl_easy_cleanup(x->easy);
-	curl_slist_free_all(x->headers);
+	xfer_headers_free(x);
 	if (x->deadline_ev)
 		event_free(x->deadline_ev);
 	free(x);

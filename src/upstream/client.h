@@ -89,12 +89,37 @@ const char *upstream_result_name(enum upstream_result r);
  * upstream_resume".  Any other non-zero value aborts the transfer. */
 #define UPSTREAM_PAUSE 1
 
+/*
+ * Header lines that many transfers send alike (a provider's auth and extra
+ * headers, say), checked and made into curl's list once and kept by the
+ * client of one worker under the caller's key.  A transfer sends its own
+ * req->headers first, then those of its set.  A set lives while the client
+ * keeps it or a transfer uses it; the client keeps up to
+ * UPSTREAM_HEADER_SETS (one key may push out another), and putting a key
+ * of a newer generation (a new configuration, say) lets go of every set of
+ * an older one.  Their memory is wiped when freed: a set may hold a secret.
+ * Single worker: no locks.
+ */
+#define UPSTREAM_HEADER_SETS 64
+struct upstream_headers;
+struct upstream_headers_key {
+	uint64_t generation;
+	uint64_t a, b, c; /* the caller's; compared, not interpreted */
+};
+/* The set kept under k, or NULL. */
+struct upstream_headers *upstream_headers_get(struct upstream *u, const struct upstream_headers_key *k);
+/* Keep lines ("Name: value", as in req->headers; copied) under k and return
+ * the set; NULL when a line is invalid or there are too many. */
+struct upstream_headers *upstream_headers_put(struct upstream *u, const struct upstream_headers_key *k,
+                                              const char *const *lines, size_t n);
+
 struct upstream_request {
-	const char *method;         /* "POST", "GET", ...; NULL = POST with a body, else GET */
-	const char *url;            /* http:// or https:// only; copied */
-	const char *const *headers; /* "Name: value" lines, no CR/LF; copied */
-	size_t nheaders;            /* <= UPSTREAM_MAX_HEADERS */
-	const void *body;           /* copied; may be NULL when body_len is 0 */
+	const char *method;                  /* "POST", "GET", ...; NULL = POST with a body, else GET */
+	const char *url;                     /* http:// or https:// only; copied */
+	const char *const *headers;          /* "Name: value" lines, no CR/LF; copied */
+	size_t nheaders;                     /* <= UPSTREAM_MAX_HEADERS */
+	struct upstream_headers *header_set; /* sent after headers; of this client; may be NULL */
+	const void *body;                    /* copied; may be NULL when body_len is 0 */
 	size_t body_len;
 	int connect_timeout_ms;    /* > 0, e.g. 10000 */
 	int first_byte_timeout_ms; /* > 0 */

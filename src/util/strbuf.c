@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/str.h"
 
 void sb_reserve(struct strbuf *b, size_t n)
 {
@@ -35,6 +36,12 @@ void sb_add(struct strbuf *b, const void *data, size_t n)
 void sb_adds(struct strbuf *b, const char *s)
 {
 	sb_add(b, s, strlen(s));
+}
+
+void sb_add_i64(struct strbuf *b, int64_t v)
+{
+	char d[STR_I64_BUF];
+	sb_add(b, d, str_i64(d, v));
 }
 
 void sb_addf(struct strbuf *b, const char *fmt, ...)

@@ -15,6 +15,7 @@
 #define FUSION_UTIL_STRBUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct strbuf {
 	char *p;    /* owned; NULL until something is added or reserved */
@@ -26,6 +27,8 @@ struct strbuf {
 void sb_reserve(struct strbuf *b, size_t n);
 void sb_add(struct strbuf *b, const void *data, size_t n);
 void sb_adds(struct strbuf *b, const char *s);
+/* v in decimal (no printf on the request path). */
+void sb_add_i64(struct strbuf *b, int64_t v);
 /* printf-style; a formatting error adds nothing. */
 void sb_addf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* s as the text of a JSON string, quotes included (s must be UTF-8). */

@@ -172,6 +172,11 @@ static void srv_request(struct evhttp_request *req, void *arg)
 			evbuffer_add_buffer(b, body);
 		evhttp_add_header(out, "Content-Type", "text/plain");
 		evhttp_send_reply(req, 200, "OK", b);
+	} else if (strcmp(path, "/headers") == 0) { /* every request header, in order */
+		for (struct evkeyval *h = in->tqh_first; h; h = h->next.tqe_next)
+			evbuffer_add_printf(b, "%s: %s\n", h->key, h->value);
+		evhttp_add_header(out, "Content-Type", "text/plain");
+		evhttp_send_reply(req, 200, "OK", b);
 	} else if (strcmp(path, "/query") == 0) { /* the query string it was asked with */
 		const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 		evbuffer_add_printf(b, "q=%s", q ? q : "");
@@ -590,6 +595,102 @@ Test(upstream, a_reused_handle_carries_nothing_over)
 			cr_assert(r.timing.reused, "step %zu: a new connection", i);
 	}
 	cr_assert_eq(atomic_load(&S.conns), 1);
+}
+
+static struct upstream_xfer *start_with_set(struct res *r, const char *const *own, size_t nown,
+                                            struct upstream_headers *set)
+{
+	char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/headers", S.port);
+	struct upstream_request req = {
+		.url = url,
+		.headers = own,
+		.nheaders = nown,
+		.header_set = set,
+		.body = "{}",
+		.body_len = 2,
+		.connect_timeout_ms = 2000,
+		.first_byte_timeout_ms = 2000,
+		.idle_timeout_ms = 2000,
+		.on_response = t_on_response,
+		.on_data = t_on_data,
+		.on_done = t_on_done,
+		.ud = r,
+	};
+	r->x = upstream_start(U, &req);
+	if (r->x)
+		outstanding++;
+	return r->x;
+}
+
+/* The request headers the /headers endpoint saw, in order, without the
+ * ones curl adds itself (Host, Accept, Content-Length). */
+static const char *sent_headers(struct res *r)
+{
+	static char out[sizeof(r->body)];
+	size_t o = 0;
+	r->body[r->len] = '\0';
+	for (const char *l = r->body; *l;) {
+		const char *e = strchr(l, '\n');
+		size_t n = e ? (size_t)(e - l) + 1 : strlen(l);
+		if (strncmp(l, "Host: ", 6) != 0 && strncmp(l, "Accept: ", 8) != 0 &&
+		    strncmp(l, "Content-Length: ", 16) != 0) {
+			memcpy(out + o, l, n);
+			o += n;
+		}
+		l += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* A header set is sent after the transfer's own lines, by every transfer
+ * given it, with curl's "Expect:" suppressed; it outlives the client's slot
+ * while a transfer holds it (a newer generation lets go of the slot before
+ * the transfer has sent a byte). */
+Test(upstream, header_sets_follow_the_transfers_own_lines)
+{
+	const char *lines1[] = { "Content-Type: application/json", "Authorization: Bearer sk-set-ONE",
+		                 "X-Extra: one" };
+	const char *lines2[] = { "Authorization: Bearer sk-set-TWO" };
+	struct upstream_headers_key k1 = { .generation = 1, .a = 7, .b = 1 };
+	struct upstream_headers_key k2 = { .generation = 2, .a = 7, .b = 1 };
+	struct upstream_headers_key other = { .generation = 1, .a = 7, .b = 2 };
+
+	cr_assert_null(upstream_headers_get(U, &k1));
+	struct upstream_headers *s1 = upstream_headers_put(U, &k1, lines1, 3);
+	cr_assert_not_null(s1);
+	cr_assert_eq(upstream_headers_get(U, &k1), s1);
+	cr_assert_null(upstream_headers_get(U, &other));
+
+	const char *own_a[] = { "X-Request-Id: first" };
+	const char *own_b[] = { "X-Request-Id: second" };
+	struct res a = { 0 }, b = { 0 }, c = { 0 };
+	cr_assert_not_null(start_with_set(&a, own_a, 1, s1));
+	cr_assert_not_null(start_with_set(&b, own_b, 1, s1));
+	/* A new generation: the slot lets go of set 1 before a or b ran. */
+	struct upstream_headers *s2 = upstream_headers_put(U, &k2, lines2, 1);
+	cr_assert_not_null(s2);
+	cr_assert_null(upstream_headers_get(U, &k1));
+	cr_assert_not_null(start_with_set(&c, NULL, 0, s2));
+	run_loop(5000);
+	cr_assert(!loop_timed_out);
+	for (struct res *r = &a; r <= &c; r++)
+		cr_assert_eq(r->result, UPSTREAM_OK, "%s", r->detail);
+	cr_assert_str_eq(sent_headers(&a), "X-Request-Id: first\nContent-Type: application/json\n"
+	                                   "Authorization: Bearer sk-set-ONE\nX-Extra: one\n");
+	cr_assert_str_eq(sent_headers(&b), "X-Request-Id: second\nContent-Type: application/json\n"
+	                                   "Authorization: Bearer sk-set-ONE\nX-Extra: one\n");
+	cr_assert(strstr(c.body, "Authorization: Bearer sk-set-TWO\n"), "%s", c.body);
+	cr_assert_null(strstr(c.body, "X-Request-Id"), "%s", c.body);
+	cr_assert_null(strstr(c.body, "sk-set-ONE"), "%s", c.body);
+	cr_assert_null(strstr(c.body, "Expect"), "%s", c.body);
+
+	/* A line curl would send as two headers is refused, as in req->headers. */
+	const char *bad[] = { "X-Ok: 1", "X-Bad: 1\r\nInjected: yes" };
+	struct upstream_headers_key k3 = { .generation = 2, .a = 9 };
+	cr_assert_null(upstream_headers_put(U, &k3, bad, 2));
+	cr_assert_null(upstream_headers_get(U, &k3));
 }
 
 /* curl parses each URL once per origin (up to a bound) and every transfer

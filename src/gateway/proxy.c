@@ -1396,6 +1396,10 @@ static void begin(struct http_req *r, enum kind kind, enum wire cfmt, const char
 		size_t n = evbuffer_get_length(in);
 		p->raw = xmalloc(n + 1);
 		evbuffer_copyout(in, p->raw, n);
+		/* The copy is what every later step reads: let go of the read
+		 * chain now rather than for as long as a stream lasts (1 KiB or
+		 * more per open stream). */
+		evbuffer_drain(in, n);
 		p->raw[n] = '\0';
 		p->raw_len = n;
 		if (q.scanned) { /* the quick path read these bytes already */

@@ -181,11 +181,9 @@ struct upstream_headers {
 };
 
 struct upstream {
-	struct upstream_headers *hsets[UPSTREAM_HEADER_SETS]; /* references; see upstream_headers_put */
-	uint64_t hsets_generation;                            /* the newest generation put */
-	struct event_base *base;                              /* borrowed; outlives u */
-	CURLM *multi;                                         /* owned */
-	struct event *timer_ev;                               /* owned; curl's single timeout */
+	struct event_base *base;             /* borrowed; outlives u */
+	CURLM *multi;                        /* owned */
+	struct event *timer_ev;              /* owned; curl's single timeout */
 	struct event *kick_ev;               /* owned; runs the queue on the next loop turn */
 	struct usock *socks;                 /* owned list */
 	struct upstream_xfer *xfers;         /* owned list: every transfer not yet freed */
@@ -199,7 +197,9 @@ struct upstream {
 	size_t nspare;
 	struct fdslot *fds; /* owned, indexed by fd, nfds long (see sock_park) */
 	size_t nfds;
-	bool freeing; /* upstream_free: no more spares */
+	bool freeing;                                         /* upstream_free: no more spares */
+	struct upstream_headers *hsets[UPSTREAM_HEADER_SETS]; /* references; see upstream_headers_put */
+	uint64_t hsets_generation;                            /* the newest generation put */
 };
 
 const char *upstream_result_name(enum upstream_result r)

@@ -107,8 +107,9 @@ void alloc_reserve_thread_heap(size_t bytes)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 	(void)bytes; /* the sanitizers bring their own allocator */
 #else
+	/* mimalloc has no per-page mprotect to save. */
 	if (mimalloc_serves_malloc())
-		return;             /* no per-page mprotect to save there */
+		return;
 	enum { CHUNK = 60 * 1024 }; /* below malloc's mmap threshold: from this thread's heap */
 	size_t n = bytes / CHUNK;
 	void **v = malloc(n * sizeof(*v));

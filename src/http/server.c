@@ -92,13 +92,16 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 /* The process's resident set, from /proc (0 if unreadable). */
 static size_t rss_bytes(void)
 {
+	char buf[128];
 	FILE *f = fopen("/proc/self/statm", "re");
-	unsigned long size = 0, resident = 0;
 	if (!f)
 		return 0;
-	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-		resident = 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
+	buf[n] = '\0';
+	char *end;
+	(void)strtoul(buf, &end, 10); /* total size, then the resident pages */
+	unsigned long resident = strtoul(end, NULL, 10);
 	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 

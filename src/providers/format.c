@@ -13,6 +13,7 @@
 
 #include "providers/wire_util.h"
 #include "util/alloc.h"
+#include "util/str.h"
 
 const struct wire_format *const wire_formats[WIRE_COUNT] = {
 	[WIRE_OPENAI] = &wire_openai,
@@ -181,20 +182,21 @@ char *wire_join_url(const char *base, const char *suffix)
 	size_t n = strlen(base);
 	while (n && base[n - 1] == '/')
 		n--;
-	size_t sn = strlen(suffix);
-	char *u = xmalloc(n + sn + 1);
+	size_t len = n + strlen(suffix) + 1;
+	char *u = xmalloc(len);
 	memcpy(u, base, n);
-	memcpy(u + n, suffix, sn + 1);
+	u[n] = '\0';
+	str_append(u, len, suffix);
 	return u;
 }
 
 char *wire_header(const char *name, const char *value)
 {
-	size_t nn = strlen(name), vn = strlen(value);
-	char *h = xmalloc(nn + vn + 3);
-	memcpy(h, name, nn);
-	memcpy(h + nn, ": ", 2);
-	memcpy(h + nn + 2, value, vn + 1);
+	size_t len = strlen(name) + strlen(value) + 3;
+	char *h = xmalloc(len);
+	str_copy(h, len, name);
+	str_append(h, len, ": ");
+	str_append(h, len, value);
 	return h;
 }
 

@@ -40,8 +40,9 @@ void sb_adds(struct strbuf *b, const char *s)
 
 void sb_add_i64(struct strbuf *b, int64_t v)
 {
-	char d[STR_I64_BUF];
-	sb_add(b, d, str_i64(d, v));
+	char d[STR_I64_BUF] = "";
+	size_t n = str_i64(d, v);
+	sb_add(b, d, n);
 }
 
 void sb_addf(struct strbuf *b, const char *fmt, ...)

@@ -43,6 +43,7 @@ struct http_req {
 	void (*abort_cb)(struct http_req *r); /* worker stopping with r unanswered */
 	void (*drain_cb)(struct http_req *r, void *arg);
 	void *drain_arg;
+	uint64_t rearmed_ns; /* last stream write through evhttp (see http_stream_write) */
 };
 
 /* Request accessors. */

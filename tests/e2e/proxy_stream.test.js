@@ -261,3 +261,50 @@ describe('proxy: streams cut short', () => {
     assert.deepEqual(results, Array(5).fill('Hello from S'));
   });
 });
+
+// The client connection's idle timeout (IDLE_TIMEOUT_MS) is for silence:
+// a stream that keeps sending must outlive it however long it runs, also
+// when its events come faster than the gateway re-arms the connection's
+// timers (it does so at most every eighth of the idle timeout, not per
+// event).  And a connection that then stays silent is still closed.
+describe('proxy: a stream longer than the idle timeout', () => {
+  let f;
+  let up;
+  let client;
+  let key;
+
+  before(async () => {
+    up = await startFakeUpstream(openaiHandler({ parts: Array.from({ length: 60 }, (_, i) => `p${i} `), delayMs: 40 }));
+    f = await startFusion({ env: { FUSION_ADMIN_PASSWORD: ADMIN_PASSWORD, IDLE_TIMEOUT_MS: '1000' } });
+    const token = await login(f, 'admin', ADMIN_PASSWORD);
+    const p = await createRow(f, token, '/api/admin/providers', { name: 'long', type: 'openai', base_url: up.url + '/v1', api_key: 'sk-long' });
+    await createRow(f, token, '/api/admin/models', { name: 'long-model', provider_id: p.id });
+    key = (await createRow(f, token, '/api/admin/keys', { name: 'long-key' })).key;
+    client = new OpenAI({ baseURL: f.baseUrl + '/v1', apiKey: key, maxRetries: 0, timeout: 20_000 });
+    await waitForModels(f, key, ['long-model']);
+  });
+  after(async () => {
+    try { if (f) await stopClean(f); } finally { await up?.close(); }
+  });
+
+  test('60 events over ~2.4 s with a 1 s idle timeout all arrive, then silence closes the connection', async () => {
+    const t0 = Date.now();
+    let text = '';
+    for await (const c of await client.chat.completions.create({ model: 'long-model', messages: [{ role: 'user', content: 'go' }], stream: true })) {
+      text += c.choices[0]?.delta?.content ?? '';
+    }
+    assert.ok(Date.now() - t0 > 2000, `the stream took ${Date.now() - t0} ms only`);
+    assert.equal(text, Array.from({ length: 60 }, (_, i) => `p${i} `).join(''));
+
+    // Same again on a raw connection kept open after the answer: it is
+    // closed about one idle timeout after the stream ended.
+    const body = JSON.stringify({ model: 'long-model', messages: [{ role: 'user', content: 'go' }], stream: true });
+    const raw = await rawExchange(f.port,
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      { timeoutMs: 8_000 });
+    assert.ok(raw.closed, `still open after ${raw.ms} ms`);
+    assert.ok(raw.ms > 2000 + 800 && raw.ms < 2000 + 4000, `closed after ${raw.ms} ms`);
+    assert.match(raw.data, /data: \[DONE\]\n\n\r\n0\r\n\r\n$/);
+    assert.equal(sseData(raw.data.slice(raw.data.indexOf('\r\n\r\n'))).length > 60, true);
+  });
+});

@@ -73,13 +73,40 @@
 #define RECLAIM_PAGES 512           /* pages per store_reclaim step */
 #define RECLAIM_STEPS 64            /* steps per run: 32768 pages, 128 MiB of 4 KiB pages */
 
-static const char insert_sql[] =
-    "INSERT INTO request_logs (id, created_at, client_key_id, client_key_name, client_format, "
-    "client_model, provider_id, provider_name, provider_model, status_code, outcome, error, latency_ms, "
-    "ttft_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, stream, client_addr, "
-    "attempts, request_body, response_body) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (id) DO NOTHING";
+/* Rows go in up to ROWS_PER_INSERT per INSERT statement: the statement's
+ * own set-up and end (binding aside) cost about as much as a sixth of a
+ * row's insert, paid once for the group.  insert_sql[k] names k rows. */
+#define ROWS_PER_INSERT 16
+#define INSERT_HEAD                                                                                          \
+	"INSERT INTO request_logs (id, created_at, client_key_id, client_key_name, client_format, "          \
+	"client_model, provider_id, provider_name, provider_model, status_code, outcome, error, "            \
+	"latency_ms, "                                                                                       \
+	"ttft_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, stream, client_addr, "      \
+	"attempts, request_body, response_body) VALUES "
+#define INSERT_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define INSERT_TAIL " ON CONFLICT (id) DO NOTHING"
+
+static char *insert_sql[ROWS_PER_INSERT + 1];
+static pthread_once_t insert_sql_once = PTHREAD_ONCE_INIT;
+
+static void make_insert_sql(void)
+{
+	for (size_t k = 1; k <= ROWS_PER_INSERT; k++) {
+		size_t len = sizeof(INSERT_HEAD) + k * sizeof(INSERT_ROW) + sizeof(INSERT_TAIL);
+		char *q = xmalloc(len);
+		size_t o = 0;
+		memcpy(q, INSERT_HEAD, sizeof(INSERT_HEAD) - 1);
+		o += sizeof(INSERT_HEAD) - 1;
+		for (size_t i = 0; i < k; i++) {
+			if (i)
+				q[o++] = ',';
+			memcpy(q + o, INSERT_ROW, sizeof(INSERT_ROW) - 1);
+			o += sizeof(INSERT_ROW) - 1;
+		}
+		memcpy(q + o, INSERT_TAIL, sizeof(INSERT_TAIL)); /* with its NUL */
+		insert_sql[k] = q;                               /* kept for the process's life */
+	}
+}
 
 /* Oldest first, so an interrupted run leaves no holes; the created_at
  * index finds them and the primary key deletes them. */
@@ -272,18 +299,11 @@ struct chunk_result {
 	size_t refused;    /* rows the store refused on their own */
 };
 
-/*
- * Insert one row inside the open transaction.  0 when the row is
- * settled (inserted, duplicate or refused alone: counted in *res), else
- * the store's error, which fails the whole attempt.
- */
-static int insert_row(struct store *st, struct log_record *r, struct chunk_result *res)
+/* The parameters of one row (NCOLS of them); strings that had to be
+ * repaired are copied into copies[0..NSTR), to be freed after the
+ * statement (NULL where no copy was needed). */
+static void row_params(struct log_record *r, struct store_value *p, char **copies)
 {
-	struct store_value p[NCOLS];
-	char *copies[NSTR];
-	int64_t changes = 0;
-	int rc;
-
 	if (r->response_pieces) { /* join the pieces, here in the writer */
 		if (!r->response_body) {
 			r->response_body = packbuf_join(r->response_pieces, NULL);
@@ -318,25 +338,51 @@ static int insert_row(struct store *st, struct log_record *r, struct chunk_resul
 	p[20] = text_param(r->attempts_json, &copies[8]);
 	p[21] = text_param(r->request_body, &copies[9]);
 	p[22] = text_param(r->response_body, &copies[10]);
+}
 
-	rc = store_exec(st, insert_sql, p, NCOLS, &changes);
-	for (int i = 0; i < NSTR; i++)
+/* Refusals that depend on the statement's rows alone: the statement was
+ * rolled back, the transaction goes on. */
+static bool refused_alone(int rc)
+{
+	return rc == STORE_EINVAL || rc == STORE_ECONSTRAINT || rc == STORE_ECONFLICT;
+}
+
+/*
+ * Insert rows[0..k) (1 <= k <= ROWS_PER_INSERT) inside the open
+ * transaction with one statement.  0 when every row is settled (inserted,
+ * duplicate or refused alone: counted in *res), else the store's error,
+ * which fails the whole attempt.  When the store refuses the group, each
+ * row is tried alone, so one bad row costs only itself.
+ */
+static int insert_rows(struct store *st, struct log_record **rows, size_t k, struct chunk_result *res)
+{
+	struct store_value p[ROWS_PER_INSERT * NCOLS] = { 0 };
+	char *copies[ROWS_PER_INSERT * NSTR];
+	int64_t changes = 0;
+
+	for (size_t i = 0; i < k; i++)
+		row_params(rows[i], p + i * NCOLS, copies + i * NSTR);
+	int rc = store_exec(st, insert_sql[k], p, k * NCOLS, &changes);
+	for (size_t i = 0; i < k * NSTR; i++)
 		free(copies[i]);
 	if (rc == STORE_OK) {
-		if (changes > 0)
-			res->written++;
-		else
-			res->duplicates++;
+		res->written += (size_t)changes;
+		res->duplicates += k - (size_t)changes; /* ON CONFLICT DO NOTHING */
 		return STORE_OK;
 	}
-	/* Refusals that depend on this row alone (the statement was rolled
-	 * back, the transaction goes on); a retry would refuse it again. */
-	if (rc == STORE_EINVAL || rc == STORE_ECONSTRAINT || rc == STORE_ECONFLICT) {
-		log_warn(r->id, "logwriter: request log row refused, dropped: %s", store_errmsg(st));
-		res->refused++;
+	if (!refused_alone(rc))
+		return rc;
+	if (k > 1) {
+		for (size_t i = 0; i < k; i++) {
+			rc = insert_rows(st, rows + i, 1, res);
+			if (rc)
+				return rc;
+		}
 		return STORE_OK;
 	}
-	return rc;
+	log_warn(rows[0]->id, "logwriter: request log row refused, dropped: %s", store_errmsg(st));
+	res->refused++;
+	return STORE_OK;
 }
 
 #define ABANDONED 1 /* not a STORE_E* code: stop gave up, the chunk is dropped */
@@ -350,12 +396,13 @@ static int write_chunk(struct logwriter *w, struct log_record **rows, size_t n, 
 	rc = store_begin(w->st);
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < n; i++) {
+	pthread_once(&insert_sql_once, make_insert_sql);
+	for (size_t i = 0; i < n; i += ROWS_PER_INSERT) {
 		if (atomic_load(&w->abandon)) {
 			rc = ABANDONED;
 			goto fail;
 		}
-		rc = insert_row(w->st, rows[i], res);
+		rc = insert_rows(w->st, rows + i, n - i < ROWS_PER_INSERT ? n - i : ROWS_PER_INSERT, res);
 		if (rc)
 			goto fail;
 	}

@@ -496,6 +496,43 @@ Test(logwriter, refused_row_is_dropped_alone)
 	cr_assert_eq(count_rows(), 2);
 }
 
+/* Rows go in several to a statement: a refused row and a duplicate in
+ * the middle of a long batch cost only themselves, every other row of
+ * their statements is written, and each row keeps its own columns. */
+Test(logwriter, grouped_inserts_settle_each_row)
+{
+	exec_ok("CREATE TRIGGER refuse_bad BEFORE INSERT ON request_logs WHEN NEW.id = 'bad-0' "
+	        "BEGIN INSERT INTO settings (key, value, updated_at) VALUES ('x', NULL, 0); END");
+	struct logwriter *w = start(0, 256, 200);
+	for (int i = 0; i < 40; i++) {
+		if (i == 20)
+			cr_assert(logwriter_submit(w, rec("bad", 0)));
+		if (i == 37)
+			cr_assert(logwriter_submit(w, rec("g", 5))); /* g-5 again */
+		cr_assert(logwriter_submit(w, rec("g", i)));
+	}
+	struct logwriter_stats fin;
+	logwriter_stop(w, 5000, &fin);
+	check_identities(&fin);
+	cr_assert_eq(fin.written, 40);
+	cr_assert_eq(fin.duplicates, 1);
+	cr_assert_eq(fin.dropped, 2);
+	cr_assert_eq(fin.failed_batches, 0);
+	cr_assert_eq(fin.batches, 1);
+	cr_assert_eq(count_rows(), 40);
+	struct store *st = open_ok(0);
+	for (int i = 0; i < 40; i += 13) {
+		char id[16];
+		snprintf(id, sizeof(id), "g-%d", i);
+		struct store_rows *rows = row(st, id);
+		cr_assert_str_eq(store_rows_text(rows, 0, "id"), id);
+		cr_assert_eq(store_rows_int(rows, 0, "created_at", 0), 1700000000000 + i, "%s", id);
+		cr_assert_str_eq(store_rows_text(rows, 0, "outcome"), "ok");
+		store_rows_free(rows);
+	}
+	store_close(st);
+}
+
 Test(logwriter, failed_batch_is_retried)
 {
 	struct logwriter *w = start(0, 256, 5);

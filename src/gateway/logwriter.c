@@ -80,9 +80,8 @@
 #define INSERT_HEAD                                                                                          \
 	"INSERT INTO request_logs (id, created_at, client_key_id, client_key_name, client_format, "          \
 	"client_model, provider_id, provider_name, provider_model, status_code, outcome, error, "            \
-	"latency_ms, "                                                                                       \
-	"ttft_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, stream, client_addr, "      \
-	"attempts, request_body, response_body) VALUES "
+	"latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, stream, "       \
+	"client_addr, attempts, request_body, response_body) VALUES "
 #define INSERT_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #define INSERT_TAIL " ON CONFLICT (id) DO NOTHING"
 

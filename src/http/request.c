@@ -286,7 +286,9 @@ void http_stream_write(struct http_req *r, struct evbuffer *buf)
 	uint64_t every = (uint64_t)r->w->srv->cfg->idle_timeout_ms * 1000000u / 8;
 	if (every > REARM_MAX_NS)
 		every = REARM_MAX_NS;
-	if (r->rearmed_ns && now - r->rearmed_ns < every) {
+	/* (A HEAD answer carries no body: evhttp drops it, and so must we.) */
+	if (r->rearmed_ns && now - r->rearmed_ns < every &&
+	    evhttp_request_get_command(ev) != EVHTTP_REQ_HEAD) {
 		evbuffer_add_buffer(bufferevent_get_output(evhttp_connection_get_bufferevent(evcon)), buf);
 		return;
 	}

@@ -40,11 +40,11 @@ void alloc_reserve_thread_heap(size_t bytes);
 const char *alloc_allocator(void);
 
 /*
- * Called by the main thread every few seconds while the server is quiet:
- * give memory that bursts of traffic freed back to the system when at least
- * `min_free` bytes of it sit in the allocator.  glibc keeps what thousands of
- * finished streams freed (malloc_trim); mimalloc returns unused pages by
- * itself after a short delay, and here only frees what it keeps cached.
+ * Called by each worker on its own thread once it is quiet after a burst
+ * (http/server.c, trim_check): give memory the burst freed back to the
+ * system.  glibc keeps what thousands of finished streams freed: trimmed
+ * (malloc_trim, all arenas) when more than `min_free` bytes sit free.
+ * mimalloc: the calling thread's heap is collected (mi_collect).
  */
 void alloc_release_idle(size_t min_free);
 

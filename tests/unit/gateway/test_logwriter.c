@@ -475,12 +475,18 @@ Test(logwriter, duplicate_id_is_dropped_not_failed)
 	cr_assert_eq(count_rows(), 3);
 }
 
-Test(logwriter, refused_row_is_dropped_alone)
+/* A trigger that makes the row "bad-0" violate NOT NULL
+ * (STORE_ECONSTRAINT): a refusal that depends on the row, not on the
+ * database. */
+static void refuse_bad_0(void)
 {
-	/* A trigger that makes one row violate NOT NULL (STORE_ECONSTRAINT):
-	 * a refusal that depends on the row, not on the database. */
 	exec_ok("CREATE TRIGGER refuse_bad BEFORE INSERT ON request_logs WHEN NEW.id = 'bad-0' "
 	        "BEGIN INSERT INTO settings (key, value, updated_at) VALUES ('x', NULL, 0); END");
+}
+
+Test(logwriter, refused_row_is_dropped_alone)
+{
+	refuse_bad_0();
 	struct logwriter *w = start(0, 256, 20);
 	cr_assert(logwriter_submit(w, rec("good", 0)));
 	cr_assert(logwriter_submit(w, rec("bad", 0)));
@@ -501,8 +507,7 @@ Test(logwriter, refused_row_is_dropped_alone)
  * their statements is written, and each row keeps its own columns. */
 Test(logwriter, grouped_inserts_settle_each_row)
 {
-	exec_ok("CREATE TRIGGER refuse_bad BEFORE INSERT ON request_logs WHEN NEW.id = 'bad-0' "
-	        "BEGIN INSERT INTO settings (key, value, updated_at) VALUES ('x', NULL, 0); END");
+	refuse_bad_0();
 	struct logwriter *w = start(0, 256, 200);
 	for (int i = 0; i < 40; i++) {
 		if (i == 20)

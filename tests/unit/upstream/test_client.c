@@ -387,18 +387,20 @@ static void t_on_done(void *ud, enum upstream_result res, long status, const cha
 
 static bool next_compressed; /* the next start_req asks for compression */
 
-static struct upstream_xfer *start_req(struct res *r, const char *method, const char *path, const void *body,
-                                       size_t body_len, int first_byte_ms, int idle_ms)
+/* A transfer to path on the test server with the given header lines and
+ * header set (either may be empty). */
+static struct upstream_xfer *start_xfer(struct res *r, const char *method, const char *path, const void *body,
+                                        size_t body_len, int first_byte_ms, int idle_ms,
+                                        const char *const *hdrs, size_t nhdrs, struct upstream_headers *set)
 {
 	char url[128];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", S.port, path);
-	const char *hdrs[] = { "Content-Type: application/json", "Authorization: Bearer sk-test-SECRET",
-		               "X-Probe: probe-1" };
 	struct upstream_request req = {
 		.method = method,
 		.url = url,
 		.headers = hdrs,
-		.nheaders = 3,
+		.nheaders = nhdrs,
+		.header_set = set,
 		.body = body,
 		.body_len = body_len,
 		.connect_timeout_ms = 2000,
@@ -415,6 +417,14 @@ static struct upstream_xfer *start_req(struct res *r, const char *method, const 
 	if (r->x)
 		outstanding++;
 	return r->x;
+}
+
+static struct upstream_xfer *start_req(struct res *r, const char *method, const char *path, const void *body,
+                                       size_t body_len, int first_byte_ms, int idle_ms)
+{
+	static const char *const hdrs[] = { "Content-Type: application/json",
+		                            "Authorization: Bearer sk-test-SECRET", "X-Probe: probe-1" };
+	return start_xfer(r, method, path, body, body_len, first_byte_ms, idle_ms, hdrs, 3, NULL);
 }
 
 static void guard_cb(evutil_socket_t fd, short what, void *arg)
@@ -597,32 +607,6 @@ Test(upstream, a_reused_handle_carries_nothing_over)
 	cr_assert_eq(atomic_load(&S.conns), 1);
 }
 
-static struct upstream_xfer *start_with_set(struct res *r, const char *const *own, size_t nown,
-                                            struct upstream_headers *set)
-{
-	char url[128];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/headers", S.port);
-	struct upstream_request req = {
-		.url = url,
-		.headers = own,
-		.nheaders = nown,
-		.header_set = set,
-		.body = "{}",
-		.body_len = 2,
-		.connect_timeout_ms = 2000,
-		.first_byte_timeout_ms = 2000,
-		.idle_timeout_ms = 2000,
-		.on_response = t_on_response,
-		.on_data = t_on_data,
-		.on_done = t_on_done,
-		.ud = r,
-	};
-	r->x = upstream_start(U, &req);
-	if (r->x)
-		outstanding++;
-	return r->x;
-}
-
 /* The request headers the /headers endpoint saw, in order, without the
  * ones curl adds itself (Host, Accept, Content-Length). */
 static const char *sent_headers(struct res *r)
@@ -666,13 +650,13 @@ Test(upstream, header_sets_follow_the_transfers_own_lines)
 	const char *own_a[] = { "X-Request-Id: first" };
 	const char *own_b[] = { "X-Request-Id: second" };
 	struct res a = { 0 }, b = { 0 }, c = { 0 };
-	cr_assert_not_null(start_with_set(&a, own_a, 1, s1));
-	cr_assert_not_null(start_with_set(&b, own_b, 1, s1));
+	cr_assert_not_null(start_xfer(&a, NULL, "/headers", "{}", 2, 2000, 2000, own_a, 1, s1));
+	cr_assert_not_null(start_xfer(&b, NULL, "/headers", "{}", 2, 2000, 2000, own_b, 1, s1));
 	/* A new generation: the slot lets go of set 1 before a or b ran. */
 	struct upstream_headers *s2 = upstream_headers_put(U, &k2, lines2, 1);
 	cr_assert_not_null(s2);
 	cr_assert_null(upstream_headers_get(U, &k1));
-	cr_assert_not_null(start_with_set(&c, NULL, 0, s2));
+	cr_assert_not_null(start_xfer(&c, NULL, "/headers", "{}", 2, 2000, 2000, NULL, 0, s2));
 	run_loop(5000);
 	cr_assert(!loop_timed_out);
 	for (struct res *r = &a; r <= &c; r++)
